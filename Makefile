@@ -1,0 +1,41 @@
+# The two commands of the quick start: `make demo` and `make test`. Everything installs into .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NVCC_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+
+.PHONY: setup test test-fast kernels demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Compile every CUDA source when nvcc exists, so a kernel that does not build fails the suite.
+kernels:
+	@if command -v nvcc >/dev/null 2>&1; then \
+		for f in kernels/*.cu; do \
+			echo "nvcc $$f"; \
+			nvcc -std=c++14 -Ikernels $(NVCC_ARCH) -c $$f -o /dev/null || exit 1; \
+		done; \
+	else echo "nvcc not found: CUDA sources not compiled"; fi
+
+test: $(STAMP) kernels
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not data"
+
+demo: $(STAMP)
+	$(VENV)/bin/esprune info
+	$(VENV)/bin/esprune bench forward --density 1.0 --density 0.05 --repeats 3
+
+bench: $(STAMP)
+	$(VENV)/bin/esprune bench forward --out bench-forward.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

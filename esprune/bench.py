@@ -1,0 +1,135 @@
+"""The benchmark suite behind ``esprune bench``: medians over repeats, rates, and the ratios that matter.
+
+Every suite returns ``{"machine": ..., "peak": ..., "rows": [...]}``; the matmul peak is measured in the same
+run so that achieved GFLOP/s can be read as a fraction of what this machine's BLAS (or cuBLAS) reaches.
+Nothing here asserts a speed: it measures and reports.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+from . import __version__
+from . import backend as _backend
+from .nets import MLP
+from .params import Layout, Mask
+
+DENSITIES = (1.0, 0.8, 0.5, 0.2, 0.05, 0.01)  # 0.8: IMP iteration 1
+
+# (name, network, population P, batch B): the paper's control policy and a wide MNIST-sized MLP.
+MLP_WORKLOADS = (
+    ("mlp-control 4-64-64-2", dict(in_dim=4, hidden=(64, 64), out_dim=2), 100, 8),
+    ("mlp-wide 784-256-256-10", dict(in_dim=784, hidden=(256, 256), out_dim=10), 128, 1024),
+)
+
+
+def timeit(fn, repeats: int, be) -> dict:
+    """Median, min and max seconds of ``fn()`` over ``repeats`` calls after one warm-up (compilation) call."""
+    fn()
+    be.synchronize()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        be.synchronize()
+        times.append(time.perf_counter() - t0)
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeats": repeats}
+
+
+def matmul_peak(be, n: int | None = None, repeats: int = 5) -> dict:
+    """float32 GFLOP/s of one large square matmul on ``be`` (BLAS on the CPU, cuBLAS on the GPU)."""
+    n = n or (8192 if be.is_gpu else 2048)
+    rng = np.random.default_rng(0)
+    a = be.asarray(rng.standard_normal((n, n), dtype=np.float32))
+    b = be.asarray(rng.standard_normal((n, n), dtype=np.float32))
+    t = timeit(lambda: a @ b, repeats, be)
+    return {"backend": be.name, "n": n, **t, "gflops": 2 * n**3 / t["median_s"] / 1e9}
+
+
+def random_mask(spec, density: float, seed: int = 0) -> Mask:
+    """Each prunable tensor keeps exactly round(density · size) entries, chosen at random."""
+    rng = np.random.default_rng(seed)
+    masks = {}
+    for t in spec:
+        if t.prunable:
+            keep = np.zeros(t.size, dtype=bool)
+            keep[rng.choice(t.size, size=max(1, round(density * t.size)), replace=False)] = True
+            masks[t.name] = keep.reshape(t.shape)
+    return Mask(masks, spec)
+
+
+def machine() -> dict:
+    info = {"esprune": __version__, "numpy": np.__version__, "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(), "backends": {k: v[1] for k, v in _backend.probe().items() if v[0]}}
+    return info
+
+
+def backends_to_measure(names=None) -> list:
+    """The named backends (an unusable one is a UserError), or by default every usable one."""
+    if names:
+        return [_backend.get(n) for n in names]
+    return [_backend.get(n) for n in _backend.NAMES if _backend.probe()[n][0]]
+
+
+def forward(backends=None, densities=DENSITIES, repeats: int = 5, progress=None) -> dict:
+    """Population forward passes of the MLP workloads at each density, per backend and kernel path."""
+    bes = backends_to_measure(backends)
+    peaks = {be.name: matmul_peak(be) for be in bes if be.name in ("numba", "cupy")}
+    jobs = [(w, be, d, path) for w in MLP_WORKLOADS for be in bes for d in densities
+            for path in (("reference",) if be.name == "numpy" else ("dense", "sparse"))]
+    rows = []
+    for n, (workload, be, density, path) in enumerate(jobs):
+        name, kwargs, P, B = workload
+        net = MLP(**kwargs)
+        layout = Layout(net.spec, random_mask(net.spec, density))
+        rng = np.random.default_rng(1)
+        pop = be.asarray(layout.flatten(net.init(0))[None] + 0.01 * rng.standard_normal((P, layout.dim), np.float32))
+        x = be.asarray(rng.standard_normal((B, kwargs["in_dim"]), dtype=np.float32))
+        sparse_below = 2.0 if path == "sparse" else 0.0
+        reps = max(1, repeats // 2) if path == "reference" else repeats
+        t = timeit(lambda: net.forward(layout, pop, x, backend=be, sparse_below=sparse_below), reps, be)
+        active = layout.mask.kept
+        flops_active, flops_dense = 2.0 * P * B * active, 2.0 * P * B * layout.mask.prunable
+        peak = peaks.get(be.name, peaks.get("numba"))
+        row = {"suite": "forward", "workload": name, "backend": be.name, "path": path, "density": density,
+               "P": P, "B": B, "active_weights": active, **t,
+               "gflops_active": flops_active / t["median_s"] / 1e9,
+               "gflops_dense_equiv": flops_dense / t["median_s"] / 1e9}
+        if peak:
+            row["frac_peak"] = row["gflops_active"] / peak["gflops"]
+        rows.append(row)
+        if progress:
+            progress(n + 1, len(jobs), row)
+    _add_ratios(rows)
+    return {"machine": machine(), "peak": peaks, "rows": rows}
+
+
+def _add_ratios(rows) -> None:
+    """sparse/dense speed-up at the same density, and numba (best path) over the numpy reference."""
+    by = {(r["workload"], r["backend"], r["path"], r["density"]): r for r in rows}
+    for r in rows:
+        key = (r["workload"], r["backend"])
+        if r["path"] == "sparse" and (key + ("dense", r["density"])) in by:
+            r["speedup_vs_dense"] = by[key + ("dense", r["density"])]["median_s"] / r["median_s"]
+        ref = by.get((r["workload"], "numpy", "reference", r["density"]))
+        if ref and r["backend"] != "numpy":
+            r["speedup_vs_reference"] = ref["median_s"] / r["median_s"]
+
+
+def render(result: dict) -> str:
+    """A plain-text table of a suite's rows, with the measured peaks above it."""
+    lines = [f"matmul peak ({p['backend']}, n={p['n']}): {p['gflops']:.1f} GFLOP/s" for p in result["peak"].values()]
+    head = (f"{'workload':<26}{'backend':<8}{'path':<10}{'density':>8}{'median s':>11}{'min s':>10}{'max s':>10}"
+            f"{'GF/s act':>10}{'GF/s dense':>11}{'%peak':>7}{'sp/dense':>9}{'vs ref':>8}")
+    lines += [head, "-" * len(head)]
+    for r in result["rows"]:
+        opt = lambda k, fmt: format(r[k], fmt) if k in r else "-"  # noqa: E731
+        lines.append(f"{r['workload']:<26}{r['backend']:<8}{r['path']:<10}{r['density']:>8.2f}{r['median_s']:>11.2e}"
+                     f"{r['min_s']:>10.2e}{r['max_s']:>10.2e}{r['gflops_active']:>10.2f}{r['gflops_dense_equiv']:>11.2f}"
+                     f"{(100 * r['frac_peak']) if 'frac_peak' in r else float('nan'):>7.1f}"
+                     f"{opt('speedup_vs_dense', '.2f'):>9}{opt('speedup_vs_reference', '.1f'):>8}")
+    return "\n".join(lines)

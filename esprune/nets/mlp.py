@@ -1,0 +1,109 @@
+"""Population MLP: every member of a population evaluated on a batch in one call, under one shared mask."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend as _backend
+from ..errors import ConfigError
+from ..ops import dense as ops
+from ..params import Layout, ParamSpec
+from .heads import HEADS, apply_head
+from .init import lecun_normal, tensor_rng, uniform_bias
+
+# A layer whose weight density is below this takes the sparse (gather) path. `esprune bench forward` on 2 cores
+# (README, "Performance"): sparse beats dense at every density < 1 once dense must scatter the active weights
+# (wide MLP: 1.14x faster at 0.8, 3.3x at 0.2, 9.9x at 0.05), while a full layer is read in place by the
+# 4-column-tiled dense kernel (1.3x faster than sparse). So: dense only for unpruned layers.
+SPARSE_BELOW = 1.0
+
+
+class MLP:
+    """``in_dim → hidden… → out_dim`` with ``activation`` between layers and ``head`` on the output.
+
+    Parameters, in spec order: ``dense_k/w`` of shape ``(n_in, n_out)`` (prunable) then ``dense_k/b``.
+    """
+
+    def __init__(self, in_dim: int, hidden=(64, 64), out_dim: int = 1, activation: str = "tanh",
+                 head: str = "linear", out_bias: str = "uniform"):
+        if activation not in ("tanh", "relu"):
+            raise ConfigError(f"unknown activation {activation!r}; choose tanh or relu")
+        if head not in HEADS:
+            raise ConfigError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+        if out_bias not in ("uniform", "zeros"):
+            raise ConfigError(f"unknown out_bias {out_bias!r}; choose uniform or zeros")
+        self.sizes = (int(in_dim), *(int(h) for h in hidden), int(out_dim))
+        if min(self.sizes) < 1:
+            raise ConfigError(f"every layer needs at least one unit, got sizes {self.sizes}")
+        self.activation, self.head, self.out_bias = activation, head, out_bias
+        self.spec = ParamSpec([t for k, (n_in, n_out) in enumerate(zip(self.sizes, self.sizes[1:]))
+                               for t in ((f"dense_{k}/w", (n_in, n_out), True), (f"dense_{k}/b", (n_out,), False))])
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    def init(self, seed: int) -> dict:
+        """The paper's init: LeCun-normal weights, biases uniform on [0, 0.05) (output bias per ``out_bias``)."""
+        params = {}
+        for k, (n_in, n_out) in enumerate(zip(self.sizes, self.sizes[1:])):
+            params[f"dense_{k}/w"] = lecun_normal(tensor_rng(seed, 2 * k), (n_in, n_out), fan_in=n_in)
+            last = k == self.n_layers - 1
+            params[f"dense_{k}/b"] = (np.zeros(n_out, np.float32) if last and self.out_bias == "zeros"
+                                      else uniform_bias(tensor_rng(seed, 2 * k + 1), n_out))
+        return params
+
+    def forward(self, layout: Layout, pop, x, backend="auto", sparse_below: float = SPARSE_BELOW):
+        """Outputs ``(P, B, out_dim)`` of every member (rows of ``pop``, ``(P, d)``) on inputs ``x``.
+
+        ``x`` is shared ``(B, in_dim)`` or per member ``(P, B, in_dim)``.
+        """
+        be = _backend.get(backend)
+        pop, x = self._check(layout, pop, x, be)
+        if be.name == "numpy":
+            return self.forward_reference(layout, pop, x)
+        xp = be.xp
+        h = xp.ascontiguousarray(xp.swapaxes(x if x.ndim == 3 else x[None], 1, 2))  # (Px, in, B)
+        for k in range(self.n_layers):
+            act = self.activation if k < self.n_layers - 1 else "linear"
+            h = self._layer(layout, k, pop, h, act, be, sparse_below)
+        return apply_head(xp, xp.swapaxes(h, 1, 2), self.head)
+
+    def _layer(self, layout, k, pop, h, act, be, sparse_below):
+        w, b = f"dense_{k}/w", f"dense_{k}/b"
+        cols = layout.columns(w)
+        b_off = layout.segment(b).start
+        if cols.density < sparse_below:
+            xp = be.xp
+            idx = [layout.to_device(xp, a, (w, name)) for name, a in
+                   (("colptr", cols.colptr), ("rows", cols.rows), ("src", cols.src))]
+            return ops.sparse_layer(h, pop, cols.offset, *idx, b_off, cols.n_out, act, be)
+        if cols.full:  # read the weights in place from the flat vector
+            return ops.dense_layer(h, pop, cols.offset, pop, b_off, cols.n_out, act, be)
+        dense = be.xp.zeros((pop.shape[0], cols.n_in * cols.n_out), dtype=np.float32)
+        dense[:, layout.to_device(be.xp, layout.positions(w), ("positions", w))] = pop[:, layout.segment(w)]
+        return ops.dense_layer(h, dense, 0, pop, b_off, cols.n_out, act, be)
+
+    def forward_reference(self, layout: Layout, pop, x):
+        """The numpy oracle: dense masked matrices, float64 arithmetic, one matmul per layer."""
+        params = layout.unflatten(np.asarray(pop, dtype=np.float64))
+        h = np.asarray(x, dtype=np.float64)
+        for k in range(self.n_layers):
+            h = h @ params[f"dense_{k}/w"] + params[f"dense_{k}/b"][:, None, :]
+            if k < self.n_layers - 1:
+                h = np.tanh(h) if self.activation == "tanh" else np.maximum(h, 0.0)
+        return apply_head(np, h, self.head).astype(np.float32)
+
+    def _check(self, layout, pop, x, be):
+        if layout.spec != self.spec:
+            raise ConfigError("the layout was made for a different network")
+        pop = be.asarray(pop, dtype=np.float32)
+        x = be.asarray(x, dtype=np.float32)
+        if pop.ndim != 2 or pop.shape[1] != layout.dim:
+            raise ConfigError(f"population must have shape (P, {layout.dim}), got {tuple(pop.shape)}")
+        if x.ndim not in (2, 3) or x.shape[-1] != self.sizes[0] or (x.ndim == 3 and x.shape[0] != pop.shape[0]):
+            raise ConfigError(f"inputs must have shape (B, {self.sizes[0]}) or ({pop.shape[0]}, B, {self.sizes[0]}), "
+                              f"got {tuple(x.shape)}")
+        return be.xp.ascontiguousarray(pop), x
+
+    def __repr__(self) -> str:
+        return f"MLP({'→'.join(map(str, self.sizes))}, {self.activation}, head={self.head})"

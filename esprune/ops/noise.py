@@ -1,0 +1,148 @@
+"""Philox4x32-10 noise: the numpy reference, the numba twin and the launcher of ``kernels/noise.cu``.
+
+Key = (seed, generation), counter = (block, member, stream, 0): value ``j`` of a row is word ``j % 4`` of
+block ``j // 4``. Normals come from Box-Muller on word pairs (0, 1) and (2, 3) of each block.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from . import cuda
+
+_M0, _M1 = 0xD2511F53, 0xCD9E8D57  # Philox multipliers (Salmon et al. 2011, Table 2)
+_W0, _W1 = 0x9E3779B9, 0xBB67AE85  # Weyl key increments: golden ratio and sqrt(3) - 1
+_MASK32 = 0xFFFFFFFF
+_INV_2_24 = np.float32(2.0**-24)
+_TWO_PI = np.float32(2.0 * np.pi)
+
+
+# ----------------------------------------------------------------------------------------------- numpy reference
+def philox4x32_10(counter, key) -> np.ndarray:
+    """The raw Philox4x32-10 block function, vectorized: counter ``(..., 4)``, key ``(..., 2)`` → ``(..., 4)``."""
+    c = [np.asarray(counter, dtype=np.uint64)[..., i] for i in range(4)]
+    k0, k1 = (np.asarray(key, dtype=np.uint64)[..., i] for i in range(2))
+    for _ in range(10):
+        p0, p1 = np.uint64(_M0) * c[0], np.uint64(_M1) * c[2]
+        c = [(p1 >> np.uint64(32)) ^ c[1] ^ k0, p1 & np.uint64(_MASK32),
+             (p0 >> np.uint64(32)) ^ c[3] ^ k1, p0 & np.uint64(_MASK32)]
+        k0, k1 = (k0 + np.uint64(_W0)) & np.uint64(_MASK32), (k1 + np.uint64(_W1)) & np.uint64(_MASK32)
+    return np.stack(c, axis=-1).astype(np.uint32)
+
+
+def philox_uint32_reference(members, dim, seed, generation, stream) -> np.ndarray:
+    members = np.asarray(members, dtype=np.uint64)
+    blocks = (dim + 3) // 4
+    counter = np.zeros((len(members), blocks, 4), dtype=np.uint64)
+    counter[..., 0] = np.arange(blocks, dtype=np.uint64)
+    counter[..., 1] = members[:, None]
+    counter[..., 2] = stream
+    words = philox4x32_10(counter, np.array([seed, generation], dtype=np.uint64))
+    return np.ascontiguousarray(words.reshape(len(members), 4 * blocks)[:, :dim])
+
+
+def box_muller_reference(words: np.ndarray) -> np.ndarray:
+    """Normals from a ``(..., 4k)`` uint32 array: pairs of adjacent words give (r cos θ, r sin θ)."""
+    a, b = words[..., 0::2], words[..., 1::2]
+    u1 = ((a >> np.uint32(8)) + np.uint32(1)).astype(np.float32) * _INV_2_24
+    u2 = (b >> np.uint32(8)).astype(np.float32) * _INV_2_24
+    r = np.sqrt(np.float32(-2.0) * np.log(u1))
+    theta = _TWO_PI * u2
+    z = np.empty(words.shape, dtype=np.float32)
+    z[..., 0::2], z[..., 1::2] = r * np.cos(theta), r * np.sin(theta)
+    return z
+
+
+def gaussian_reference(members, dim, seed, generation, stream) -> np.ndarray:
+    padded = 4 * ((dim + 3) // 4)
+    words = philox_uint32_reference(members, padded, seed, generation, stream)
+    return np.ascontiguousarray(box_muller_reference(words)[:, :dim])
+
+
+# ------------------------------------------------------------------------------------------------- numba twin
+_U_M0, _U_M1, _U_W0, _U_W1 = np.uint64(_M0), np.uint64(_M1), np.uint64(_W0), np.uint64(_W1)
+_U_MASK, _U_32, _U_8, _U_1 = np.uint64(_MASK32), np.uint64(32), np.uint64(8), np.uint64(1)
+
+
+@numba.njit(inline="always")
+def _philox_block(c0, c1, c2, c3, k0, k1):
+    # All values are uint64 holding 32-bit words, so the 32x32 products are exact.
+    for _ in range(10):
+        p0 = _U_M0 * c0
+        p1 = _U_M1 * c2
+        c0, c1, c2, c3 = (p1 >> _U_32) ^ c1 ^ k0, p1 & _U_MASK, (p0 >> _U_32) ^ c3 ^ k1, p0 & _U_MASK
+        k0 = (k0 + _U_W0) & _U_MASK
+        k1 = (k1 + _U_W1) & _U_MASK
+    return c0, c1, c2, c3
+
+
+@numba.njit(inline="always")
+def _box_muller(a, b):
+    u1 = np.float32((a >> _U_8) + _U_1) * _INV_2_24
+    u2 = np.float32(b >> _U_8) * _INV_2_24
+    r = np.sqrt(np.float32(-2.0) * np.log(u1))
+    theta = _TWO_PI * u2
+    return r * np.cos(theta), r * np.sin(theta)
+
+
+@numba.njit(parallel=True, cache=True)
+def _philox_uint32_numba(members, seed, generation, stream, out):
+    rows, dim = out.shape
+    blocks = (dim + 3) // 4
+    k0, k1, s = np.uint64(seed), np.uint64(generation), np.uint64(stream)
+    for t in numba.prange(rows * blocks):
+        row, blk = t // blocks, t % blocks
+        w = _philox_block(np.uint64(blk), np.uint64(members[row]), s, np.uint64(0), k0, k1)
+        for i in range(min(4, dim - 4 * blk)):
+            out[row, 4 * blk + i] = np.uint32(w[i])
+
+
+@numba.njit(parallel=True, cache=True)
+def _gaussian_numba(members, seed, generation, stream, out):
+    rows, dim = out.shape
+    blocks = (dim + 3) // 4
+    k0, k1, s = np.uint64(seed), np.uint64(generation), np.uint64(stream)
+    for t in numba.prange(rows * blocks):
+        row, blk = t // blocks, t % blocks
+        w0, w1, w2, w3 = _philox_block(np.uint64(blk), np.uint64(members[row]), s, np.uint64(0), k0, k1)
+        z0, z1 = _box_muller(w0, w1)
+        z2, z3 = _box_muller(w2, w3)
+        z = (z0, z1, z2, z3)
+        for i in range(min(4, dim - 4 * blk)):
+            out[row, 4 * blk + i] = z[i]
+
+
+# ------------------------------------------------------------------------------------------------------ dispatch
+def philox_uint32(members, dim, seed, generation, stream, backend):
+    """uint32 words ``(len(members), dim)`` on ``backend`` (members: uint32 array of that backend)."""
+    if backend.name == "numpy":
+        return philox_uint32_reference(members, dim, seed, generation, stream)
+    out = backend.xp.empty((len(members), dim), dtype=np.uint32)
+    if backend.name == "numba":
+        _philox_uint32_numba(members, seed, generation, stream, out)
+    else:
+        _launch("philox_uint32", members, seed, generation, stream, out)
+    return out
+
+
+def gaussian(members, dim, seed, generation, stream, backend):
+    """float32 standard normals ``(len(members), dim)`` on ``backend``."""
+    if backend.name == "numpy":
+        return gaussian_reference(members, dim, seed, generation, stream)
+    out = backend.xp.empty((len(members), dim), dtype=np.float32)
+    if backend.name == "numba":
+        _gaussian_numba(members, seed, generation, stream, out)
+    else:
+        _launch("gaussian", members, seed, generation, stream, out)
+    return out
+
+
+def _launch(kernel, members, seed, generation, stream, out):
+    cuda.check_device_array("members", members, np.uint32)
+    rows, dim = out.shape
+    if rows == 0 or dim == 0:
+        return
+    threads = rows * ((dim + 3) // 4)
+    cuda.load("noise.cu").get_function(kernel)(
+        cuda.grid(threads), (cuda.BLOCK,),
+        (members, np.int32(rows), np.int32(dim), np.uint32(seed), np.uint32(generation), np.uint32(stream), out))

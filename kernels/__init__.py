@@ -1,0 +1,1 @@
+"""CUDA C sources of esprune's kernels, shipped as package data (``esprune.kernels``)."""

@@ -1,0 +1,54 @@
+"""The command line: help, version, info, bench, and one-line errors with exit status 2."""
+import json
+
+from click.testing import CliRunner
+
+import esprune
+from cli import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_help_lists_commands():
+    result = run("--help")
+    assert result.exit_code == 0 and "info" in result.output and "bench" in result.output
+
+
+def test_version():
+    assert run("--version").output.strip() == f"esprune, version {esprune.__version__}"
+
+
+def test_info_json_reports_backends():
+    facts = json.loads(run("info", "--json").output)
+    assert facts["backends"]["numpy"]["usable"] and facts["backends"]["numba"]["usable"]
+    assert facts["auto"] in ("numba", "cupy")
+
+
+def test_bench_forward_json(tmp_path):
+    out = tmp_path / "bench.json"
+    result = run("bench", "forward", "--backend", "numba", "--density", "0.05", "--repeats", "1",
+                 "--json", "--out", str(out))
+    assert result.exit_code == 0
+    data = json.loads(out.read_text())
+    assert data["peak"]["numba"]["gflops"] > 0
+    rows = data["rows"]
+    assert {(r["workload"].split()[0], r["path"]) for r in rows} == {
+        ("mlp-control", "dense"), ("mlp-control", "sparse"), ("mlp-wide", "dense"), ("mlp-wide", "sparse")}
+    assert all(r["density"] == 0.05 and r["median_s"] > 0 and "speedup_vs_dense" in r
+               for r in rows if r["path"] == "sparse")
+
+
+def test_usage_error_is_one_line_exit_2():
+    result = CliRunner().invoke(cli, ["bench", "forward", "--density", "2"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_missing_gpu_backend_is_exit_2():
+    from esprune import backend
+
+    if backend.probe()["cupy"][0]:
+        return
+    result = CliRunner().invoke(cli, ["bench", "forward", "--backend", "cupy"])
+    assert result.exit_code == 2 and "not usable here" in result.output and "Traceback" not in result.output

@@ -1,0 +1,107 @@
+"""Counter-based noise: Philox known answers, cross-backend identity, regeneration, distribution sanity."""
+import numpy as np
+import pytest
+from scipy import stats
+
+from esprune import noise
+from esprune.errors import UserError
+
+# Random123's published known-answer vectors for philox4x32_10 (kat_vectors): counter, key -> output.
+KAT = [
+    ([0, 0, 0, 0], [0, 0], [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]),
+    ([0xFFFFFFFF] * 4, [0xFFFFFFFF] * 2, [0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD]),
+    ([0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344], [0xA4093822, 0x299F31D0],
+     [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1]),
+]
+
+
+@pytest.mark.parametrize("counter,key,expected", KAT)
+def test_philox_known_answers(counter, key, expected):
+    assert noise.philox4x32_10(counter, key).tolist() == expected
+
+
+def test_stream_layout_is_philox_of_block_member_stream():
+    words = noise.philox_uint32(seed=11, generation=3, members=[5], dim=8, stream=2)
+    for blk in range(2):
+        block = noise.philox4x32_10([blk, 5, 2, 0], [11, 3])
+        assert words[0, 4 * blk:4 * blk + 4].tolist() == block.tolist()
+
+
+@pytest.mark.parametrize("dim", [1, 3, 4, 13, 1000])
+def test_uint32_bit_identical_numpy_numba(dim):
+    members = [0, 1, 2, 99, 2**32 - 1]
+    a = noise.philox_uint32(7, 123, members, dim, backend="numpy")
+    b = noise.philox_uint32(7, 123, members, dim, backend="numba")
+    assert a.dtype == b.dtype == np.uint32 and a.shape == (5, dim)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 5, 4096 + 3])
+def test_gaussian_numpy_numba_agree_to_float32_rounding(dim):
+    a = noise.gaussian(3, 9, 64, dim, backend="numpy")
+    b = noise.gaussian(3, 9, 64, dim, backend="numba")
+    assert a.dtype == b.dtype == np.float32
+    np.testing.assert_allclose(a, b, rtol=2e-6, atol=2e-6)
+
+
+def test_gaussian_is_box_muller_of_the_words():
+    words = noise.philox_uint32(1, 2, [4], 4).astype(np.float64)[0]
+    u1, u2 = (np.floor(words[0::2] / 256) + 1) / 2**24, np.floor(words[1::2] / 256) / 2**24
+    r = np.sqrt(-2 * np.log(u1))
+    expected = np.stack([r * np.cos(2 * np.pi * u2), r * np.sin(2 * np.pi * u2)], axis=1).reshape(-1)
+    np.testing.assert_allclose(noise.gaussian(1, 2, [4], 4)[0], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_any_subset_of_members_regenerates_its_rows(backend):
+    full = noise.gaussian(5, 6, 50, 37, backend=backend)
+    subset = [49, 3, 3, 17]
+    np.testing.assert_array_equal(noise.gaussian(5, 6, subset, 37, backend=backend), full[subset])
+    np.testing.assert_array_equal(noise.philox_uint32(5, 6, subset, 37, backend=backend),
+                                  noise.philox_uint32(5, 6, 50, 37, backend=backend)[subset])
+
+
+def test_keys_and_streams_give_different_numbers():
+    base = noise.philox_uint32(1, 1, 4, 64)
+    for other in (noise.philox_uint32(2, 1, 4, 64), noise.philox_uint32(1, 2, 4, 64),
+                  noise.philox_uint32(1, 1, 4, 64, stream=noise.RESET)):
+        assert (base != other).mean() > 0.99
+
+
+def test_gaussian_moments_and_independence():
+    z = noise.gaussian(2024, 0, 256, 4096, backend="numba").astype(np.float64)
+    n = z.size
+    assert abs(z.mean()) < 5 / np.sqrt(n)
+    assert abs(z.var() - 1) < 5 * np.sqrt(2 / n)
+    assert abs(stats.skew(z.ravel())) < 5 * np.sqrt(6 / n)
+    assert abs(stats.kurtosis(z.ravel())) < 5 * np.sqrt(24 / n)
+    # Neighbours inside a Box-Muller pair, across blocks and across members are uncorrelated.
+    for a, b in ((z[:, 0::2], z[:, 1::2]), (z[:, :-4], z[:, 4:]), (z[:-1], z[1:])):
+        assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 5 / np.sqrt(a.size)
+    assert stats.kstest(z[:8].ravel(), "norm").pvalue > 1e-4
+
+
+def test_uint32_words_are_uniform():
+    w = noise.philox_uint32(9, 9, 64, 4096, backend="numba").ravel()
+    counts = np.bincount((w >> 28).astype(np.int64), minlength=16)
+    assert stats.chisquare(counts).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("kwargs", [dict(seed=-1), dict(seed=2**32), dict(generation=-5), dict(dim=-1),
+                                    dict(members=[[1, 2]]), dict(members=[-1])])
+def test_bad_arguments_are_user_errors(kwargs):
+    args = dict(seed=0, generation=0, members=3, dim=4) | kwargs
+    with pytest.raises(UserError):
+        noise.gaussian(**args)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dim", [1, 7, 4099])
+def test_cupy_equals_numba(cupy_backend, dim):
+    members = [0, 5, 77, 2**31]
+    a = noise.philox_uint32(8, 4, members, dim, backend="numba")
+    b = noise.philox_uint32(8, 4, members, dim, backend=cupy_backend)
+    np.testing.assert_array_equal(a, cupy_backend.to_numpy(b))
+    g = noise.gaussian(8, 4, members, dim, backend="numba")
+    h = noise.gaussian(8, 4, members, dim, backend=cupy_backend)
+    np.testing.assert_allclose(g, cupy_backend.to_numpy(h), rtol=2e-6, atol=2e-6)
