@@ -52,6 +52,24 @@ def info(as_json):
     click.echo(f"  auto -> {facts['auto']}")
 
 
+@cli.command("strategies")
+@click.option("--json", "as_json", is_flag=True, help="Print names, aliases and defaults as JSON.")
+def list_strategies(as_json):
+    """The evolution strategies with their hyperparameters and defaults (PAPER.md's values)."""
+    from esprune import strategies
+
+    aliases = {v: k for k, v in strategies.ALIASES.items()}
+    table = {name: {"alias": aliases[name], "doc": (cls.__doc__ or "").strip(),
+                    "hyperparameters": strategies.hyperparameters(name)}
+             for name, cls in strategies.REGISTRY.items()}
+    if as_json:
+        click.echo(json.dumps(table, indent=2))
+        return
+    for name, entry in table.items():
+        click.echo(f"{name} ({entry['alias']}): {entry['doc']}")
+        click.echo("    " + ", ".join(f"{k}={v}" for k, v in entry["hyperparameters"].items()))
+
+
 @cli.group()
 def bench():
     """Measure speed: medians over repeats, GFLOP/s against this machine's matmul peak, and ratios."""

@@ -52,3 +52,10 @@ def test_missing_gpu_backend_is_exit_2():
         return
     result = CliRunner().invoke(cli, ["bench", "forward", "--backend", "cupy"])
     assert result.exit_code == 2 and "not usable here" in result.output and "Traceback" not in result.output
+
+
+def test_strategies_lists_all_five_with_defaults():
+    table = json.loads(run("strategies", "--json").output)
+    assert set(table) == {"open_es", "pgpe", "snes", "sep_cma_es", "des"}
+    assert table["snes"]["hyperparameters"]["temperature"] == 12.0 and table["sep_cma_es"]["alias"] == "Sep_CMA_ES"
+    assert "elite_ratio=0.5" in run("strategies").output

@@ -1,0 +1,35 @@
+"""DES, the discovered ES (Lange et al. 2023): sigmoid-shaped rank weights, mean and σ moved toward the elite."""
+from __future__ import annotations
+
+from .base import Strategy
+
+
+class DES(Strategy):
+    name = "des"
+    defaults = {"sigma_init": 0.1, "temperature": 12.5, "lrate_mean": 1.0, "lrate_sigma": 0.1}
+    state_keys = ["sigma"]
+
+    def _init_state(self):
+        xp, P = self.xp, self.popsize
+        self.sigma = xp.full(self.dim, float(self.hp["sigma_init"]))
+        ranks = xp.arange(P) / (P - 1) - 0.5  # k = 0 for the best
+        logits = -20.0 / (1.0 + xp.exp(-self.hp["temperature"] * ranks))  # −20 · sigmoid(τ (k/(P−1) − 0.5))
+        w = xp.exp(logits - logits.max())
+        self.weights = w / w.sum()
+
+    @property
+    def std(self):
+        return self.sigma
+
+    def _sample(self, eps):
+        return self.mean + self.sigma * eps
+
+    def _eps_of(self, pop):
+        return (pop - self.mean) / self.sigma
+
+    def _update(self, eps, pop, loss, order):
+        x, w = pop[order], self.weights
+        old = self.mean
+        self._mean = old + self.hp["lrate_mean"] * (w @ x - old)
+        weighted_std = (w @ (x - old) ** 2 + 1e-6) ** 0.5
+        self.sigma = self.sigma + self.hp["lrate_sigma"] * (weighted_std - self.sigma)

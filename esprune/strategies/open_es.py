@@ -1,0 +1,34 @@
+"""OpenAI-ES (Salimans et al. 2017): isotropic Gaussian, antithetic sampling, Adam on the score gradient."""
+from __future__ import annotations
+
+from .base import ADAM_DEFAULTS, Strategy, adam_step
+
+
+class OpenES(Strategy):
+    name = "open_es"
+    defaults = dict(ADAM_DEFAULTS)
+    antithetic = True  # members j and j + P/2 use ε and −ε
+    state_keys = ["sigma", "lrate", "adam_m", "adam_v"]
+
+    def _init_state(self):
+        self.sigma, self.lrate = float(self.hp["sigma_init"]), float(self.hp["lrate_init"])
+        self.adam_m, self.adam_v = self.xp.zeros(self.dim), self.xp.zeros(self.dim)
+
+    @property
+    def std(self):
+        return self.xp.full(self.dim, self.sigma)
+
+    def _sample(self, eps):
+        return self.mean + self.sigma * eps
+
+    def _eps_of(self, pop):
+        return (pop - self.mean) / self.sigma
+
+    def _update(self, eps, pop, loss, order):
+        hp = self.hp
+        grad = eps.T @ loss / (self.popsize * self.sigma)  # g = Σ f̃_i z_i / (Pσ), loss sign
+        step, self.adam_m, self.adam_v = adam_step(grad, self.adam_m, self.adam_v, self.generation + 1,
+                                                   self.lrate, hp["beta1"], hp["beta2"], hp["eps"])
+        self._mean = self.mean + step
+        self.lrate = max(self.lrate * hp["lrate_decay"], hp["lrate_limit"])
+        self.sigma = max(self.sigma * hp["sigma_decay"], hp["sigma_limit"])
