@@ -32,6 +32,7 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/esprune info
+	$(VENV)/bin/esprune strategies
 	$(VENV)/bin/esprune bench forward --density 1.0 --density 0.05 --repeats 3
 
 bench: $(STAMP)

@@ -252,3 +252,17 @@ def test_registry_and_errors():
     with pytest.raises(UserError, match="tell"):
         strategies.make("snes", 4, 4).tell(np.zeros(4))
     assert strategies.hyperparameters("Sep_CMA_ES")["elite_ratio"] == 0.5
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", list(strategies.REGISTRY))
+def test_cupy_trajectory_agrees_with_numpy(cupy_backend, name):
+    means = []
+    for backend in ("numpy", cupy_backend):
+        s = strategies.make(name, 20, 16, seed=7, backend=backend)
+        s.mean = np.full(20, 3.0)
+        for _ in range(50):
+            x = s.ask()
+            s.tell(sphere(s.be.to_numpy(x)))
+        means.append(s.be.to_numpy(s.mean))
+    np.testing.assert_allclose(means[1], means[0], rtol=1e-6, atol=1e-6)

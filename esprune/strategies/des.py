@@ -5,6 +5,8 @@ from .base import Strategy
 
 
 class DES(Strategy):
+    """DES: the discovered ES, sigmoid-shaped rank weights."""
+
     name = "des"
     defaults = {"sigma_init": 0.1, "temperature": 12.5, "lrate_mean": 1.0, "lrate_sigma": 0.1}
     state_keys = ["sigma"]

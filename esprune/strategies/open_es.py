@@ -5,6 +5,8 @@ from .base import ADAM_DEFAULTS, Strategy, adam_step
 
 
 class OpenES(Strategy):
+    """OpenAI-ES: isotropic Gaussian, antithetic pairs, Adam on the centered-rank score gradient."""
+
     name = "open_es"
     defaults = dict(ADAM_DEFAULTS)
     antithetic = True  # members j and j + P/2 use ε and −ε

@@ -5,6 +5,8 @@ from .base import ADAM_DEFAULTS, Strategy, adam_step
 
 
 class PGPE(Strategy):
+    """PGPE: diagonal Gaussian, symmetric pairs, Adam on the mean, clipped σ ascent."""
+
     name = "pgpe"
     defaults = {**ADAM_DEFAULTS, "elite_ratio": 1.0, "sigma_lrate": 0.1, "sigma_max_change": 0.2}
     antithetic = True  # interleaved pairs: x_{2j} = m + σ⊙z_j, x_{2j+1} = m − σ⊙z_j

@@ -27,6 +27,8 @@ def constants(dim: int, popsize: int, elite_ratio: float) -> dict:
 
 
 class SepCMAES(Strategy):
+    """Sep-CMA-ES: CMA-ES with a diagonal covariance; std = σ√C."""
+
     name = "sep_cma_es"
     defaults = {"sigma_init": 0.1, "elite_ratio": 0.5}
     state_keys = ["sigma", "C", "p_sigma", "p_c"]

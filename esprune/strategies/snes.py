@@ -7,6 +7,8 @@ from .base import Strategy
 
 
 class SNES(Strategy):
+    """SNES: separable natural ES, temperature (or rank-utility) weights; lrate_sigma None = (3 + ln d)/(5√d)."""
+
     name = "snes"
     defaults = {"sigma_init": 0.1, "temperature": 12.0, "lrate_mean": 1.0, "lrate_sigma": None}
     state_keys = ["sigma"]
