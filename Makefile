@@ -33,10 +33,13 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/esprune info
 	$(VENV)/bin/esprune strategies
+	$(VENV)/bin/esprune tasks
+	$(VENV)/bin/esprune bench tasks --repeats 3
 	$(VENV)/bin/esprune bench forward --density 1.0 --density 0.05 --repeats 3
 
 bench: $(STAMP)
 	$(VENV)/bin/esprune bench forward --out bench-forward.json
+	$(VENV)/bin/esprune bench tasks --out bench-tasks.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

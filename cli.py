@@ -70,6 +70,25 @@ def list_strategies(as_json):
         click.echo("    " + ", ".join(f"{k}={v}" for k, v in entry["hyperparameters"].items()))
 
 
+@cli.command("tasks")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def list_tasks(as_json):
+    """The tasks with their observation/action shapes, horizon and default network."""
+    from esprune import tasks
+
+    table = {}
+    for name in tasks.TASKS:
+        task = tasks.make(name)
+        table[name] = {"obs_dim": task.obs_dim, "act_dim": task.act_dim, "actions": "discrete (argmax)",
+                       "max_steps": task.max_steps, "episodes": task.episodes, "default_net": repr(task.default_net())}
+    if as_json:
+        click.echo(json.dumps(table, indent=2))
+        return
+    for name, t in table.items():
+        click.echo(f"{name}: obs {t['obs_dim']}, {t['act_dim']} actions ({t['actions']}), horizon {t['max_steps']}, "
+                   f"{t['episodes']} episodes, {t['default_net']}")
+
+
 @cli.group()
 def bench():
     """Measure speed: medians over repeats, GFLOP/s against this machine's matmul peak, and ratios."""
@@ -96,6 +115,19 @@ def bench_forward(backends, densities, repeats, as_json, out):
             bar.update(done - bar.pos)
         result = _bench.forward(progress=progress, **kwargs)
     _emit(result, as_json, out, _bench.render)
+
+
+@bench.command("tasks")
+@click.option("--repeats", default=5, show_default=True, type=click.IntRange(1), help="Timed calls per row.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Also write the JSON result here.")
+def bench_tasks(repeats, as_json, out):
+    """CartPole-v1 environment steps per second: numpy reference vs the fused numba rollout."""
+    from esprune import bench as _bench
+
+    with click.progressbar(length=2, label="bench tasks", file=sys.stderr) as bar:
+        result = _bench.task_rollouts(repeats=repeats, progress=lambda done, total, row: bar.update(1))
+    _emit(result, as_json, out, _bench.render_tasks)
 
 
 def _emit(result, as_json, out, render):

@@ -133,3 +133,36 @@ def render(result: dict) -> str:
                      f"{(100 * r['frac_peak']) if 'frac_peak' in r else float('nan'):>7.1f}"
                      f"{opt('speedup_vs_dense', '.2f'):>9}{opt('speedup_vs_reference', '.1f'):>8}")
     return "\n".join(lines)
+
+
+def task_rollouts(repeats: int = 5, progress=None) -> dict:
+    """CartPole-v1 steps/s with the paper's 4→64→64→2 tanh policy, P=100, 8 episodes of up to 500 steps:
+    the Python-stepped numpy reference against the fused numba rollout (CartPole's return = its step count)."""
+    from . import tasks
+
+    task = tasks.make("CartPole-v1")
+    net = task.default_net()
+    layout = Layout(net.spec)
+    rng = np.random.default_rng(0)
+    pop = layout.flatten(net.init(0))[None] + 0.1 * rng.standard_normal((100, layout.dim), np.float32)
+    rows = []
+    for n, name in enumerate(("numpy", "numba")):
+        be = _backend.get(name)
+        steps = float(task.evaluate(net, layout, pop, seed=0, backend=be).sum() * task.episodes)
+        t = timeit(lambda: task.evaluate(net, layout, pop, seed=0, backend=be), repeats, be)
+        rows.append({"suite": "tasks", "workload": "CartPole-v1 4-64-64-2 P=100 E=8", "backend": name,
+                     "path": "reference" if name == "numpy" else "fused", "steps": steps, **t,
+                     "steps_per_s": steps / t["median_s"]})
+        if progress:
+            progress(n + 1, 2, rows[-1])
+    rows[1]["speedup_vs_reference"] = rows[0]["median_s"] / rows[1]["median_s"]
+    return {"machine": machine(), "peak": {}, "rows": rows}
+
+
+def render_tasks(result: dict) -> str:
+    lines = [f"{'workload':<34}{'backend':<8}{'path':<10}{'steps':>9}{'median s':>10}{'steps/s':>12}{'vs ref':>8}"]
+    for r in result["rows"]:
+        ratio = f"{r['speedup_vs_reference']:.1f}" if "speedup_vs_reference" in r else "-"
+        lines.append(f"{r['workload']:<34}{r['backend']:<8}{r['path']:<10}{r['steps']:>9.0f}{r['median_s']:>10.4f}"
+                     f"{r['steps_per_s']:>12.0f}{ratio:>8}")
+    return "\n".join(lines)

@@ -59,3 +59,11 @@ def test_strategies_lists_all_five_with_defaults():
     assert set(table) == {"open_es", "pgpe", "snes", "sep_cma_es", "des"}
     assert table["snes"]["hyperparameters"]["temperature"] == 12.0 and table["sep_cma_es"]["alias"] == "Sep_CMA_ES"
     assert "elite_ratio=0.5" in run("strategies").output
+
+
+def test_tasks_and_bench_tasks(tmp_path):
+    assert "CartPole-v1" in json.loads(run("tasks", "--json").output)
+    out = tmp_path / "t.json"
+    assert run("bench", "tasks", "--repeats", "1", "--out", str(out)).exit_code == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["path"] for r in rows] == ["reference", "fused"] and rows[0]["steps"] == rows[1]["steps"] > 0
