@@ -115,26 +115,28 @@ def _gaussian_numba(members, seed, generation, stream, out):
 # ------------------------------------------------------------------------------------------------------ dispatch
 def philox_uint32(members, dim, seed, generation, stream, backend):
     """uint32 words ``(len(members), dim)`` on ``backend`` (members: uint32 array of that backend)."""
-    if backend.name == "numpy":
-        return philox_uint32_reference(members, dim, seed, generation, stream)
-    out = backend.xp.empty((len(members), dim), dtype=np.uint32)
-    if backend.name == "numba":
-        _philox_uint32_numba(members, seed, generation, stream, out)
-    else:
-        _launch("philox_uint32", members, seed, generation, stream, out)
-    return out
+    return _generate("philox_uint32", members, dim, seed, generation, stream, backend)
 
 
 def gaussian(members, dim, seed, generation, stream, backend):
     """float32 standard normals ``(len(members), dim)`` on ``backend``."""
+    return _generate("gaussian", members, dim, seed, generation, stream, backend)
+
+
+def _generate(kind, members, dim, seed, generation, stream, backend):
+    dtype, reference, twin = _KINDS[kind]
     if backend.name == "numpy":
-        return gaussian_reference(members, dim, seed, generation, stream)
-    out = backend.xp.empty((len(members), dim), dtype=np.float32)
+        return reference(members, dim, seed, generation, stream)
+    out = backend.xp.empty((len(members), dim), dtype=dtype)
     if backend.name == "numba":
-        _gaussian_numba(members, seed, generation, stream, out)
+        twin(members, seed, generation, stream, out)
     else:
-        _launch("gaussian", members, seed, generation, stream, out)
+        _launch(kind, members, seed, generation, stream, out)
     return out
+
+
+_KINDS = {"philox_uint32": (np.uint32, philox_uint32_reference, _philox_uint32_numba),
+          "gaussian": (np.float32, gaussian_reference, _gaussian_numba)}
 
 
 def _launch(kernel, members, seed, generation, stream, out):

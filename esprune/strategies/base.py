@@ -165,6 +165,20 @@ class Strategy:
         raise NotImplementedError
 
 
+class GaussianStrategy(Strategy):
+    """Sampling shared by the strategies whose search distribution is N(m, diag(σ²)), σ scalar or ``(d,)``."""
+
+    @property
+    def std(self):
+        return self.sigma * self.xp.ones(self.dim)
+
+    def _sample(self, eps):
+        return self.mean + self.sigma * eps
+
+    def _eps_of(self, pop):
+        return (pop - self.mean) / self.sigma
+
+
 def adam_step(grad, m, v, t: int, lrate: float, beta1: float, beta2: float, eps: float):
     """One bias-corrected Adam descent step along ``grad`` (t counts from 1). Returns (step, m, v)."""
     m = (1 - beta1) * grad + beta1 * m

@@ -1,10 +1,10 @@
 """DES, the discovered ES (Lange et al. 2023): sigmoid-shaped rank weights, mean and σ moved toward the elite."""
 from __future__ import annotations
 
-from .base import Strategy
+from .base import GaussianStrategy
 
 
-class DES(Strategy):
+class DES(GaussianStrategy):
     """DES: the discovered ES, sigmoid-shaped rank weights."""
 
     name = "des"
@@ -18,16 +18,6 @@ class DES(Strategy):
         logits = -20.0 / (1.0 + xp.exp(-self.hp["temperature"] * ranks))  # −20 · sigmoid(τ (k/(P−1) − 0.5))
         w = xp.exp(logits - logits.max())
         self.weights = w / w.sum()
-
-    @property
-    def std(self):
-        return self.sigma
-
-    def _sample(self, eps):
-        return self.mean + self.sigma * eps
-
-    def _eps_of(self, pop):
-        return (pop - self.mean) / self.sigma
 
     def _update(self, eps, pop, loss, order):
         x, w = pop[order], self.weights

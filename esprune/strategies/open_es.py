@@ -1,10 +1,10 @@
 """OpenAI-ES (Salimans et al. 2017): isotropic Gaussian, antithetic sampling, Adam on the score gradient."""
 from __future__ import annotations
 
-from .base import ADAM_DEFAULTS, Strategy, adam_step
+from .base import ADAM_DEFAULTS, GaussianStrategy, adam_step
 
 
-class OpenES(Strategy):
+class OpenES(GaussianStrategy):
     """OpenAI-ES: isotropic Gaussian, antithetic pairs, Adam on the centered-rank score gradient."""
 
     name = "open_es"
@@ -15,16 +15,6 @@ class OpenES(Strategy):
     def _init_state(self):
         self.sigma, self.lrate = float(self.hp["sigma_init"]), float(self.hp["lrate_init"])
         self.adam_m, self.adam_v = self.xp.zeros(self.dim), self.xp.zeros(self.dim)
-
-    @property
-    def std(self):
-        return self.xp.full(self.dim, self.sigma)
-
-    def _sample(self, eps):
-        return self.mean + self.sigma * eps
-
-    def _eps_of(self, pop):
-        return (pop - self.mean) / self.sigma
 
     def _update(self, eps, pop, loss, order):
         hp = self.hp

@@ -1,10 +1,11 @@
 """PGPE (Sehnke et al. 2010): diagonal Gaussian, symmetric pairs, Adam on the mean, clipped σ ascent."""
 from __future__ import annotations
 
-from .base import ADAM_DEFAULTS, Strategy, adam_step
+from ..errors import ConfigError
+from .base import ADAM_DEFAULTS, GaussianStrategy, adam_step
 
 
-class PGPE(Strategy):
+class PGPE(GaussianStrategy):
     """PGPE: diagonal Gaussian, symmetric pairs, Adam on the mean, clipped σ ascent."""
 
     name = "pgpe"
@@ -17,24 +18,12 @@ class PGPE(Strategy):
         self.lrate = float(self.hp["lrate_init"])
         self.adam_m, self.adam_v = self.xp.zeros(self.dim), self.xp.zeros(self.dim)
         if not 0.0 < self.hp["elite_ratio"] <= 1.0:
-            from ..errors import ConfigError
-
             raise ConfigError(f"pgpe: elite_ratio must lie in (0, 1], got {self.hp['elite_ratio']}")
-
-    @property
-    def std(self):
-        return self.sigma
 
     def _mirror(self, z):
         out = self.xp.empty((2 * z.shape[0], z.shape[1]))
         out[0::2], out[1::2] = z, -z
         return out
-
-    def _sample(self, eps):
-        return self.mean + self.sigma * eps
-
-    def _eps_of(self, pop):
-        return (pop - self.mean) / self.sigma
 
     def _update(self, eps, pop, loss, order):
         xp, hp = self.xp, self.hp

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import math
 
-from .base import Strategy
+from .base import GaussianStrategy
 
 
-class SNES(Strategy):
+class SNES(GaussianStrategy):
     """SNES: separable natural ES, temperature (or rank-utility) weights; lrate_sigma None = (3 + ln d)/(5√d)."""
 
     name = "snes"
@@ -25,16 +25,6 @@ class SNES(Strategy):
         else:  # u_k = max(0, ln(P/2 + 1) − ln k), normalized, minus 1/P (k = 1 for the best)
             u = xp.maximum(0.0, math.log(P / 2 + 1) - xp.log(xp.arange(1, P + 1)))
             self.weights = u / u.sum() - 1.0 / P
-
-    @property
-    def std(self):
-        return self.sigma
-
-    def _sample(self, eps):
-        return self.mean + self.sigma * eps
-
-    def _eps_of(self, pop):
-        return (pop - self.mean) / self.sigma
 
     def _update(self, eps, pop, loss, order):
         z, u = eps[order], self.weights
