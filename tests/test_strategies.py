@@ -266,3 +266,17 @@ def test_cupy_trajectory_agrees_with_numpy(cupy_backend, name):
             s.tell(sphere(s.be.to_numpy(x)))
         means.append(s.be.to_numpy(s.mean))
     np.testing.assert_allclose(means[1], means[0], rtol=1e-6, atol=1e-6)
+
+
+def test_sgd_with_momentum_instead_of_adam(rng):
+    s, x, f = setup("open_es", rng, opt="sgd", momentum=0.9)
+    m0, sigma, lr = s.mean.copy(), s.sigma, s.lrate
+    s.tell(f, population=x)
+    g = ranks_centered(-f) @ (x - m0) / sigma / (P * sigma)
+    np.testing.assert_allclose(s.mean, m0 - lr * g, rtol=1e-12)
+    m1, sigma1 = s.mean.copy(), s.sigma
+    s.tell(f, population=x + (m1 - m0))  # second step: velocity 0.9 g + g' (same shaped ranks)
+    g2 = ranks_centered(-f) @ (x - m0) / sigma1 / (P * sigma1)
+    np.testing.assert_allclose(s.adam_m, 0.9 * g + g2, rtol=1e-10)
+    with pytest.raises(UserError, match="optimizer"):
+        strategies.make("pgpe", D, P, opt="rmsprop").tell(np.zeros(P), population=np.zeros((P, D)))

@@ -187,6 +187,17 @@ def adam_step(grad, m, v, t: int, lrate: float, beta1: float, beta2: float, eps:
     return -lrate * m_hat / (v_hat**0.5 + eps), m, v
 
 
-# The paper code's Adam and the σ / learning-rate schedules of the gradient-based strategies.
-ADAM_DEFAULTS = {"lrate_init": 0.01, "lrate_decay": 0.999, "lrate_limit": 0.001, "beta1": 0.99, "beta2": 0.999,
+def optimizer_step(hp: dict, grad, m, v, t: int, lrate: float):
+    """The descent step of the configured optimizer: ``opt`` "adam" (default) or "sgd" (with ``momentum``;
+    ``m`` holds the velocity). Returns (step, m, v)."""
+    if hp["opt"] == "adam":
+        return adam_step(grad, m, v, t, lrate, hp["beta1"], hp["beta2"], hp["eps"])
+    if hp["opt"] == "sgd":
+        m = hp["momentum"] * m + grad
+        return -lrate * m, m, v
+    raise ConfigError(f"unknown optimizer opt={hp['opt']!r}; choose adam or sgd")
+
+
+# The paper code's optimizer and the σ / learning-rate schedules of the gradient-based strategies.
+ADAM_DEFAULTS = {"opt": "adam", "momentum": 0.0, "lrate_init": 0.01, "lrate_decay": 0.999, "lrate_limit": 0.001, "beta1": 0.99, "beta2": 0.999,
                  "eps": 1e-8, "sigma_init": 0.1, "sigma_decay": 0.999, "sigma_limit": 0.01, "centered_rank": True}

@@ -1,7 +1,7 @@
 """OpenAI-ES (Salimans et al. 2017): isotropic Gaussian, antithetic sampling, Adam on the score gradient."""
 from __future__ import annotations
 
-from .base import ADAM_DEFAULTS, GaussianStrategy, adam_step
+from .base import ADAM_DEFAULTS, GaussianStrategy, optimizer_step
 
 
 class OpenES(GaussianStrategy):
@@ -19,8 +19,8 @@ class OpenES(GaussianStrategy):
     def _update(self, eps, pop, loss, order):
         hp = self.hp
         grad = eps.T @ loss / (self.popsize * self.sigma)  # g = Σ f̃_i z_i / (Pσ), loss sign
-        step, self.adam_m, self.adam_v = adam_step(grad, self.adam_m, self.adam_v, self.generation + 1,
-                                                   self.lrate, hp["beta1"], hp["beta2"], hp["eps"])
+        step, self.adam_m, self.adam_v = optimizer_step(hp, grad, self.adam_m, self.adam_v, self.generation + 1,
+                                                        self.lrate)
         self._mean = self.mean + step
         self.lrate = max(self.lrate * hp["lrate_decay"], hp["lrate_limit"])
         self.sigma = max(self.sigma * hp["sigma_decay"], hp["sigma_limit"])

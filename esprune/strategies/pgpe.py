@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .base import ADAM_DEFAULTS, GaussianStrategy, adam_step
+from .base import ADAM_DEFAULTS, GaussianStrategy, optimizer_step
 
 
 class PGPE(GaussianStrategy):
@@ -35,9 +35,8 @@ class PGPE(GaussianStrategy):
             keep = xp.argsort(xp.minimum(loss_plus, loss_minus), kind="stable")[:n_elite]
             noise, loss_plus, loss_minus = noise[keep], loss_plus[keep], loss_minus[keep]
         grad = (0.5 * (loss_plus - loss_minus))[:, None] * noise  # mean_j ½(f⁺ − f⁻) σ⊙z_j, loss sign
-        step, self.adam_m, self.adam_v = adam_step(grad.mean(axis=0), self.adam_m, self.adam_v,
-                                                   self.generation + 1, self.lrate, hp["beta1"], hp["beta2"],
-                                                   hp["eps"])
+        step, self.adam_m, self.adam_v = optimizer_step(hp, grad.mean(axis=0), self.adam_m, self.adam_v,
+                                                        self.generation + 1, self.lrate)
         # σ ascends the fitness (= −loss): reward_j = ½(f⁺_j + f⁻_j) − b, b = mean fitness of all members.
         reward = -0.5 * (loss_plus + loss_minus) + loss.mean()
         sigma_grad = (reward[:, None] * (noise * noise - self.sigma**2) / self.sigma).mean(axis=0)
