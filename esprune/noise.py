@@ -16,7 +16,7 @@ from .ops import noise as _ops
 philox4x32_10 = _ops.philox4x32_10  # the raw block function, exposed for known-answer tests
 
 # Named streams, so that two uses of one (seed, generation) never draw the same numbers.
-POPULATION, RESET, BATCH, INIT, MASK = 0, 1, 2, 3, 4
+POPULATION, RESET, BATCH, INIT, MASK, TEST_RESET = 0, 1, 2, 3, 4, 5
 
 _U32 = 2**32
 

@@ -2,7 +2,7 @@
 
 Every member sees the same reset states in a generation (common random numbers), drawn from esprune's
 counter-based noise: training episodes from ``(seed, generation)`` on the RESET stream, test episodes from the
-TEST stream, so a test score never reuses a training start.
+TEST_RESET stream, so a test score never reuses a training start.
 """
 from __future__ import annotations
 
@@ -14,9 +14,6 @@ from ..errors import ConfigError
 from ..nets import MLP
 from . import cartpole
 from .rollout import make_fused_rollout, pack_policy
-
-TEST_STREAM = 5  # beside noise.POPULATION/RESET/BATCH/INIT/MASK
-
 
 class DiscreteControlTask:
     """A discrete-action environment; the policy acts by the argmax of its outputs."""
@@ -45,7 +42,7 @@ class DiscreteControlTask:
 
     def score(self, net, layout, pop, seed: int, episodes: int = 16, backend="numba") -> np.ndarray:
         """Test-time mean return per member on episodes training never sees."""
-        return self._returns(net, layout, pop, self.resets(seed, 0, episodes, TEST_STREAM), backend).mean(axis=1)
+        return self._returns(net, layout, pop, self.resets(seed, 0, episodes, noise.TEST_RESET), backend).mean(axis=1)
 
     def _returns(self, net, layout, pop, resets, backend):
         be = _backend.get(backend)
