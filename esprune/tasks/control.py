@@ -22,7 +22,7 @@ class DiscreteControlTask:
         self.name, self.env = name, env
         self.obs_dim, self.act_dim, self.max_steps = env.OBS_DIM, env.N_ACTIONS, env.MAX_STEPS
         self.hidden, self.episodes = tuple(hidden), int(episodes)
-        self._fused = make_fused_rollout(env.step, env.OBS_DIM, env.OBS_DIM)
+        self._fused = make_fused_rollout(env.step, env.OBS_DIM)
 
     def default_net(self) -> MLP:
         """The paper's policy: obs → 2×64 tanh → one output per action."""
@@ -42,7 +42,8 @@ class DiscreteControlTask:
 
     def score(self, net, layout, pop, seed: int, episodes: int = 16, backend="numba") -> np.ndarray:
         """Test-time mean return per member on episodes training never sees."""
-        return self._returns(net, layout, pop, self.resets(seed, 0, episodes, noise.TEST_RESET), backend).mean(axis=1)
+        resets = self.resets(seed, 0, episodes, noise.TEST_RESET)
+        return self._returns(net, layout, pop, resets, backend).mean(axis=1)
 
     def _returns(self, net, layout, pop, resets, backend):
         be = _backend.get(backend)

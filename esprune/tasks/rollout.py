@@ -54,7 +54,7 @@ def argmax_first(h, n):
     return best
 
 
-def make_fused_rollout(env_step, obs_dim: int, state_dim: int):
+def make_fused_rollout(env_step, obs_dim: int):
     """A compiled ``rollout(packed, sizes, tanh_hidden, resets, max_steps, returns)`` for a discrete env."""
 
     @numba.njit(parallel=True, cache=False)
