@@ -76,17 +76,14 @@ def list_tasks(as_json):
     """The tasks with their observation/action shapes, horizon and default network."""
     from esprune import tasks
 
-    table = {}
-    for name in tasks.TASKS:
-        task = tasks.make(name)
-        table[name] = {"obs_dim": task.obs_dim, "act_dim": task.act_dim, "actions": "discrete (argmax)",
-                       "max_steps": task.max_steps, "episodes": task.episodes, "default_net": repr(task.default_net())}
+    table = {name: tasks.make(name).describe() for name in tasks.TASKS}
     if as_json:
         click.echo(json.dumps(table, indent=2))
         return
     for name, t in table.items():
-        click.echo(f"{name}: obs {t['obs_dim']}, {t['act_dim']} actions ({t['actions']}), horizon {t['max_steps']}, "
-                   f"{t['episodes']} episodes, {t['default_net']}")
+        shape = "×".join(map(str, t["obs_shape"]))
+        click.echo(f"{name}: obs {shape}, {t['act_dim']} outputs, {t['actions']}, horizon {t['horizon']}, "
+                   f"{t['default_net']}")
 
 
 @cli.group()

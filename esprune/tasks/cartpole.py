@@ -11,8 +11,8 @@ import math
 import numba
 import numpy as np
 
-OBS_DIM, N_ACTIONS, MAX_STEPS = 4, 2, 500
-RESET_LOW, RESET_HIGH = -0.05, 0.05
+OBS_DIM, STATE_DIM, N_ACTIONS, MAX_STEPS, CONTINUOUS = 4, 4, 2, 500, False
+RESET_LOW, RESET_HIGH, RESET_FLOAT32 = np.full(4, -0.05), np.full(4, 0.05), False
 
 # gymnasium/envs/classic_control/cartpole.py
 GRAVITY, MASSCART, MASSPOLE, LENGTH, FORCE_MAG, TAU = 9.8, 1.0, 0.1, 0.5, 10.0, 0.02
@@ -53,3 +53,13 @@ def step(s, action):
     s[3] = theta_dot + TAU * thetaacc
     terminated = s[0] < -X_THRESHOLD or s[0] > X_THRESHOLD or s[2] < -THETA_THRESHOLD or s[2] > THETA_THRESHOLD
     return 1.0, terminated
+
+
+@numba.njit(inline="always")
+def observe(s, out):
+    for i in range(4):
+        out[i] = np.float32(s[i])
+
+
+def observe_reference(state: np.ndarray) -> np.ndarray:
+    return state.astype(np.float32)

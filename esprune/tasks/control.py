@@ -6,33 +6,53 @@ TEST_RESET stream, so a test score never reuses a training start.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import backend as _backend
 from .. import noise
 from ..errors import ConfigError
 from ..nets import MLP
-from . import cartpole
+from . import acrobot, cartpole, mountain_car, mountain_car_continuous, pendulum
 from .rollout import make_fused_rollout, pack_policy
 
-class DiscreteControlTask:
-    """A discrete-action environment; the policy acts by the argmax of its outputs."""
+
+class ControlTask:
+    """A classic-control environment. Discrete actions: argmax of the policy's outputs; continuous: its raw
+    output, which the environment clips."""
+
+    kind = "control"
 
     def __init__(self, name, env, hidden=(64, 64), episodes: int = 8):
+        if int(episodes) < 1:
+            raise ConfigError(f"episodes must be at least 1, got {episodes}")
         self.name, self.env = name, env
         self.obs_dim, self.act_dim, self.max_steps = env.OBS_DIM, env.N_ACTIONS, env.MAX_STEPS
+        self.obs_shape, self.continuous = (env.OBS_DIM,), env.CONTINUOUS
         self.hidden, self.episodes = tuple(hidden), int(episodes)
-        self._fused = make_fused_rollout(env.step, env.OBS_DIM)
+        self._fused = make_fused_rollout(env)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.name!r}, episodes={self.episodes})"
+
+    def describe(self) -> dict:
+        """What ``esprune tasks`` lists."""
+        return {"kind": self.kind, "obs_shape": list(self.obs_shape), "act_dim": self.act_dim,
+                "actions": "continuous (raw output, clipped)" if self.continuous else "discrete (argmax)",
+                "horizon": self.max_steps, "episodes": self.episodes, "default_net": repr(self.default_net())}
 
     def default_net(self) -> MLP:
-        """The paper's policy: obs → 2×64 tanh → one output per action."""
+        """The paper's policy: obs → 2×64 tanh → one output per action (continuous: the action itself)."""
         return MLP(self.obs_dim, self.hidden, self.act_dim, activation="tanh", head="linear")
 
     def resets(self, seed: int, generation: int, episodes: int, stream: int = noise.RESET) -> np.ndarray:
-        """Initial states ``(episodes, state_dim)``, uniform on Gymnasium's reset interval."""
-        words = noise.philox_uint32(seed, generation, episodes, self.obs_dim, stream=stream)
+        """Initial states ``(episodes, state_dim)``, uniform on Gymnasium's reset box (rounded to float32 where
+        Gymnasium stores them so)."""
+        words = noise.philox_uint32(seed, generation, episodes, self.env.STATE_DIM, stream=stream)
         u = (words >> np.uint32(8)).astype(np.float64) * 2.0**-24
-        return self.env.RESET_LOW + (self.env.RESET_HIGH - self.env.RESET_LOW) * u
+        states = self.env.RESET_LOW + (self.env.RESET_HIGH - self.env.RESET_LOW) * u
+        return states.astype(np.float32).astype(np.float64) if self.env.RESET_FLOAT32 else states
 
     def evaluate(self, net, layout, pop, seed: int, generation: int = 0, episodes: int | None = None,
                  backend="numba") -> np.ndarray:
@@ -64,9 +84,10 @@ class DiscreteControlTask:
         alive = np.ones(P * E, dtype=bool)
         returns = np.zeros(P * E)
         for _ in range(self.max_steps):
-            obs = state.astype(np.float32).reshape(P, E, -1)
-            logits = net.forward(layout, pop, obs, backend="numba").reshape(P * E, -1)
-            nxt, reward, terminated = self.env.step_reference(state, np.argmax(logits, axis=1))
+            obs = self.env.observe_reference(state).reshape(P, E, -1)
+            out = net.forward(layout, pop, obs, backend="numba").reshape(P * E, -1)
+            action = out[:, 0] if self.continuous else np.argmax(out, axis=1)
+            nxt, reward, terminated = self.env.step_reference(state, action)
             returns += np.where(alive, reward, 0.0)
             state = np.where(alive[:, None], nxt, state)
             alive &= ~terminated
@@ -75,7 +96,9 @@ class DiscreteControlTask:
         return returns.reshape(P, E)
 
 
-TASKS = {"CartPole-v1": lambda **kw: DiscreteControlTask("CartPole-v1", cartpole, **kw)}
+ENVIRONMENTS = {"CartPole-v1": cartpole, "Acrobot-v1": acrobot, "Pendulum-v1": pendulum,
+                "MountainCar-v0": mountain_car, "MountainCarContinuous-v0": mountain_car_continuous}
+TASKS = {name: functools.partial(ControlTask, name, env) for name, env in ENVIRONMENTS.items()}
 
 
 def make(name: str, **options):

@@ -54,8 +54,19 @@ def argmax_first(h, n):
     return best
 
 
-def make_fused_rollout(env_step, obs_dim: int):
-    """A compiled ``rollout(packed, sizes, tanh_hidden, resets, max_steps, returns)`` for a discrete env."""
+@numba.njit(inline="always")
+def first_output(h, n):
+    return h[0]
+
+
+def make_fused_rollout(env):
+    """A compiled ``rollout(packed, sizes, tanh_hidden, resets, max_steps, returns)`` for one environment module.
+
+    The module provides numba ``observe(state, out)`` and ``step(state, action) -> (reward, terminated)``;
+    discrete environments act by the argmax of the outputs, continuous ones take the first output as it is.
+    """
+    env_step, observe = env.step, env.observe
+    choose = first_output if env.CONTINUOUS else argmax_first
 
     @numba.njit(parallel=True, cache=False)
     def rollout(packed, sizes, tanh_hidden, resets, max_steps, returns):
@@ -68,10 +79,9 @@ def make_fused_rollout(env_step, obs_dim: int):
             tmp = np.empty(width, dtype=np.float32)
             total = 0.0
             for _ in range(max_steps):
-                for i in range(obs_dim):
-                    h[i] = np.float32(s[i])
+                observe(s, h)
                 policy_forward(packed[p], sizes, tanh_hidden, h, tmp)
-                reward, terminated = env_step(s, argmax_first(h, sizes[-1]))
+                reward, terminated = env_step(s, choose(h, sizes[-1]))
                 total += reward
                 if terminated:
                     break
