@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,plot]'
 	touch $(STAMP)
 
 # Compile every CUDA source when nvcc exists, so a kernel that does not build fails the suite.
@@ -30,12 +30,11 @@ test: $(STAMP) kernels
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not data"
 
+# The main job: an IMP lottery-ticket run of the demo preset (CartPole-v1, Sep-CMA-ES, SNR), its table and figure.
 demo: $(STAMP)
 	$(VENV)/bin/esprune info
-	$(VENV)/bin/esprune strategies
-	$(VENV)/bin/esprune tasks
-	$(VENV)/bin/esprune bench tasks --repeats 3
-	$(VENV)/bin/esprune bench forward --density 1.0 --density 0.05 --repeats 3
+	$(VENV)/bin/esprune run --preset demo --out runs/demo.h5 --overwrite
+	$(VENV)/bin/esprune report runs/demo.h5 -o runs/demo.png
 
 bench: $(STAMP)
 	$(VENV)/bin/esprune bench forward --out bench-forward.json

@@ -86,6 +86,135 @@ def list_tasks(as_json):
                    f"{t['default_net']}")
 
 
+# ---------------------------------------------------------------------------------------------- experiments
+@cli.command("presets")
+@click.option("--json", "as_json", is_flag=True, help="Print every preset's config as JSON.")
+def list_presets(as_json):
+    """Named configs for `esprune run --preset`: the paper's settings and a quick demo."""
+    from esprune import presets
+
+    if as_json:
+        click.echo(json.dumps({name: cfg for name, (_, cfg) in presets.PRESETS.items()}, indent=2))
+        return
+    for name, (about, cfg) in presets.PRESETS.items():
+        click.echo(f"{name:<14} {about}")
+
+
+@cli.command()
+@click.argument("config_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--preset", help="Start from a named config (see `esprune presets`); the file and flags override it.")
+@click.option("--task", help="Task name, e.g. CartPole-v1 (see `esprune tasks`).")
+@click.option("--strategy", help="Evolution strategy, e.g. sep_cma_es (see `esprune strategies`).")
+@click.option("--prune", help="Ticket maker: snr, magnitude, random-reinit, magnitude-permute, permute-permute, "
+                             "mask-reinit, movement.")
+@click.option("--iterations", type=int, help="IMP iterations after the dense run (default 20).")
+@click.option("--keep", type=float, help="Fraction of active weights kept per iteration (default 0.8).")
+@click.option("--generations", type=int, help="ES generations per iteration (default 2000).")
+@click.option("--popsize", type=int, help="Population size (default 100).")
+@click.option("--seed", type=int, help="Seed of the ES noise, the episodes and the init (default 0).")
+@click.option("--backend", type=click.Choice(_backend.CHOICES), help="Array backend (default numba).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Run file (default runs/<preset|task>-<prune>-s<seed>.h5).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run file instead of refusing.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run(config_file, preset, out, overwrite, quiet, **flags):
+    """Run an iterative-pruning (lottery ticket) experiment and store it in an HDF5 run file.
+
+    Layers, later wins: defaults, --preset, CONFIG_FILE (TOML with the same keys), flags. The merged config is
+    checked before any work starts. The run is checkpointed as it goes: after a crash or Ctrl-C,
+    `esprune resume RUN.h5` continues it to the same numbers.
+    """
+    from esprune import config, presets
+    from esprune.imp import Experiment
+
+    layers = [presets.get(preset) if preset else {}, config.load_toml(config_file) if config_file else {}, flags]
+    cfg = config.resolve(*layers)
+    out = out or f"runs/{preset or cfg['task']}-{cfg['prune']}-s{cfg['seed']}.h5"
+    click.echo(f"esprune run: {cfg['task']} · {cfg['strategy']} · {cfg['prune']} · {cfg['iterations'] + 1} "
+               f"iterations × {cfg['generations']} generations · P={cfg['popsize']} · seed {cfg['seed']} → {out}",
+               err=True)
+    _execute(Experiment.start(cfg, out, overwrite=overwrite), quiet)
+
+
+@cli.command()
+@click.argument("run_file", type=click.Path(dir_okay=False))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def resume(run_file, quiet):
+    """Continue a run from its last checkpoint (same numbers as an uninterrupted run on the same backend)."""
+    from esprune.imp import Experiment
+
+    exp = Experiment.resume(run_file)
+    if exp.finished:
+        click.echo(f"{run_file} is already finished.", err=True)
+    _execute(exp, quiet)
+
+
+def _execute(exp, quiet):
+    """Run with a progress bar, then print the summary table; Ctrl-C says how to continue."""
+    from esprune.report import table
+
+    K, G = exp.K, exp.G
+    ck = exp.run.checkpoint()
+    start = int(ck["iteration"]) * G + int(ck["generation"]) if not ck["finished"] else (K + 1) * G
+    try:
+        with click.progressbar(length=(K + 1) * G, label="IMP", file=sys.stderr, show_pos=True,
+                               hidden=quiet, item_show_func=lambda s: s) as bar:
+            bar.update(start)
+
+            def progress(k, g, best, sparsity):
+                bar.update(1, f"iter {k}/{K} gen {g}/{G} best {best:.2f} sparsity {sparsity:.3f}")
+            rows = exp.execute(progress)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; continue with: esprune resume {exp.run.path}", err=True)
+        sys.exit(130)
+    click.echo(table(rows))
+    click.echo(f"run file: {exp.run.path}", err=True)
+
+
+@cli.command()
+@click.argument("run_file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the rows as a JSON list (keys iteration, sparsity, active, final, best, test, threshold, "
+                   "seconds; a missing threshold is null).")
+def show(run_file, as_json):
+    """The summary table of a run: per iteration its sparsity, active parameters and scores.
+
+    final: the final mean's training fitness; best: its best test score during training; test: the final
+    mean's test score; threshold: the pruning score below which weights were cut to make this ticket.
+    """
+    from esprune.report import table
+    from esprune.store import RunFile
+
+    run = RunFile.open(run_file)
+    rows = run.summary()
+    if as_json:  # strict JSON: the first iteration's threshold (NaN, no pruning yet) becomes null
+        click.echo(json.dumps([{k: (None if v != v else v) for k, v in r.items()} for r in rows], indent=2))
+        return
+    cfg, ck = run.config, run.checkpoint()
+    click.echo(f"{run_file}: {cfg['task']} · {cfg['strategy']} · {cfg['prune']} · keep {cfg['keep']} · "
+               f"P={cfg['popsize']} · {cfg['generations']} generations · seed {cfg['seed']} · {cfg['backend']}")
+    click.echo(table(rows))
+    if ck and not ck["finished"]:
+        click.echo(f"unfinished: next is iteration {ck['iteration']} at generation {ck['generation']}; "
+                   f"continue with: esprune resume {run_file}")
+
+
+@cli.command()
+@click.argument("run_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--out", default="report.png", show_default=True, type=click.Path(dir_okay=False),
+              help="Figure file (png, pdf, svg).")
+@click.option("--metric", default="test", show_default=True, type=click.Choice(["test", "best", "final"]),
+              help="Which summary column to plot.")
+def report(run_files, out, metric):
+    """Score vs. sparsity of one or more runs (needs the plot extra).
+
+    One curve per pruning method; runs that differ only in their seed are drawn as the mean with a min–max band.
+    """
+    from esprune.report import figure
+
+    curves = figure(run_files, out, metric)
+    click.echo(f"wrote {out}: " + ", ".join(curves))
+
+
 @cli.group()
 def bench():
     """Measure speed: medians over repeats, GFLOP/s against this machine's matmul peak, and ratios."""

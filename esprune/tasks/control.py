@@ -7,6 +7,7 @@ TEST_RESET stream, so a test score never reuses a training start.
 from __future__ import annotations
 
 import functools
+import inspect
 
 import numpy as np
 
@@ -102,6 +103,12 @@ TASKS = {name: functools.partial(ControlTask, name, env) for name, env in ENVIRO
 
 
 def make(name: str, **options):
+    """A task by name; ``options`` are its keyword arguments (checked, so a typo is a clear error)."""
     if name not in TASKS:
         raise ConfigError(f"unknown task {name!r}; available: {', '.join(TASKS)}")
-    return TASKS[name](**options)
+    factory = TASKS[name]
+    known = list(inspect.signature(factory).parameters)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"task {name}: unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return factory(**options)

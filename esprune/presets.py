@@ -1,0 +1,29 @@
+"""Named configs: the paper's settings (PAPER.md, "Budgets of the published configs") and a quick demo.
+
+A preset is only a starting layer: a TOML file and flags override it (``esprune run --preset NAME ...``).
+"""
+from __future__ import annotations
+
+from .errors import ConfigError
+
+_GYM_SEP_CMA = {"strategy": "sep_cma_es", "popsize": 100, "generations": 2000, "eval_every": 50,
+                "iterations": 20, "keep": 0.8, "strategy_options": {"sigma_init": 0.1, "elite_ratio": 0.5,
+                                                                    "mean_decay": 1e-4}}
+
+PRESETS = {
+    "demo": ("CartPole-v1, Sep-CMA-ES, SNR pruning to 99.3% sparsity in a few minutes on 2 cores",
+             {"task": "CartPole-v1", "strategy": "sep_cma_es", "prune": "snr", "popsize": 32, "generations": 50,
+              "eval_every": 10, "checkpoint_every": 10, "iterations": 14, "keep": 0.7,
+              "task_options": {"episodes": 4},
+              "strategy_options": {"sigma_init": 0.1, "elite_ratio": 0.5, "mean_decay": 1e-4}}),
+    "cartpole": ("the paper's CartPole-v1 setting: Sep-CMA-ES, P=100, 2000 generations, 20 iterations × 0.8",
+                 {"task": "CartPole-v1", **_GYM_SEP_CMA}),
+    "pendulum": ("the paper's Pendulum-v1 setting: Sep-CMA-ES, P=100, 2000 generations, 20 iterations × 0.8",
+                 {"task": "Pendulum-v1", **_GYM_SEP_CMA}),
+}
+
+
+def get(name: str) -> dict:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(PRESETS)} (see `esprune presets`)")
+    return PRESETS[name][1]

@@ -1,0 +1,73 @@
+"""What a finished run shows: the summary table, and score against sparsity across runs (the paper's Fig. 2)."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from .errors import UserError
+from .store import RunFile
+
+COLUMNS = (("iteration", "iter", "{:d}"), ("sparsity", "sparsity", "{:.4f}"), ("active", "active", "{:d}"),
+           ("final", "final", "{:.2f}"), ("best", "best", "{:.2f}"), ("test", "test", "{:.2f}"),
+           ("threshold", "threshold", "{:.4g}"), ("seconds", "seconds", "{:.1f}"))
+
+
+def table(rows: list[dict]) -> str:
+    """The summary rows as an aligned text table."""
+    cells = [[head for _, head, _ in COLUMNS]]
+    cells += [[fmt.format(row[key]) for key, _, fmt in COLUMNS] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells)
+
+
+def label(config: dict, vary: set) -> str:
+    """A curve's name: the pruning method, plus whatever else differs between the runs shown."""
+    parts = [config["prune"]] + [str(config[key]) for key in ("strategy", "task") if key in vary]
+    return " / ".join(parts)
+
+
+def figure(paths, out, metric: str = "test") -> dict:
+    """Score vs. sparsity, one curve per method; runs that differ only in seed give mean and min–max band.
+
+    Returns the plotted curves ``{label: (sparsity, mean, low, high)}``.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("esprune report needs matplotlib: pip install 'esprune[plot]'") from None
+    runs = [RunFile.open(p) for p in paths]
+    configs = [r.config for r in runs]
+    vary = {key for key in ("strategy", "task") if len({c[key] for c in configs}) > 1}
+    groups = defaultdict(list)
+    for run, cfg in zip(runs, configs):
+        rows = run.summary()
+        if not rows:
+            raise UserError(f"{run.path} has no finished iteration yet")
+        groups[label(cfg, vary)].append(rows)
+    curves = {}
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, seeds in groups.items():
+        n = min(len(rows) for rows in seeds)  # seeds that ran further are cut to the common length
+        sparsity = np.array([row["sparsity"] for row in seeds[0][:n]])
+        values = np.array([[row[metric] for row in rows[:n]] for rows in seeds])
+        mean, low, high = values.mean(0), values.min(0), values.max(0)
+        curves[name] = (sparsity, mean, low, high)
+        density = 100 * (1 - sparsity)
+        ax.plot(density, mean, marker="o", ms=3, label=f"{name} ({len(seeds)} seed{'s' * (len(seeds) > 1)})")
+        if len(seeds) > 1:
+            ax.fill_between(density, low, high, alpha=0.2)
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("weights remaining (%)")
+    ax.set_ylabel(f"{metric} score")
+    ax.set_title(", ".join(sorted({f"{c['task']} · {c['strategy']}" for c in configs})))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return curves
