@@ -225,14 +225,17 @@ def bench():
               help="Backends to measure (repeatable); default: every usable one.")
 @click.option("--density", "densities", multiple=True, type=click.FloatRange(0.0, 1.0, min_open=True),
               help="Weight densities to measure (repeatable); default 1.0 0.8 0.5 0.2 0.05 0.01.")
+@click.option("--workload", "workloads", multiple=True, type=click.Choice(["mlp-control", "mlp-wide", "cnn-mnist"]),
+              help="Workloads to measure (repeatable); default: all three.")
 @click.option("--repeats", default=5, show_default=True, type=click.IntRange(1), help="Timed calls per row.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Also write the JSON result here.")
-def bench_forward(backends, densities, repeats, as_json, out):
-    """Population forward passes of the paper's control MLP (P=100, B=8) and a wide MLP (P=128, B=1024)."""
+def bench_forward(backends, densities, workloads, repeats, as_json, out):
+    """Population forward passes: the paper's control MLP (P=100, B=8), a wide MLP and the paper's MNIST CNN
+    (both P=128, B=1024). Dense and sparse paths per density, GFLOP/s against the matmul peak, speed-ups."""
     from esprune import bench as _bench
 
-    kwargs = {"repeats": repeats, "backends": backends}
+    kwargs = {"repeats": repeats, "backends": backends, "workloads": workloads}
     if densities:
         kwargs["densities"] = densities
     with click.progressbar(length=1, label="bench forward", file=sys.stderr) as bar:

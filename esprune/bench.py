@@ -15,15 +15,17 @@ import numpy as np
 
 from . import __version__
 from . import backend as _backend
-from .nets import MLP
+from .nets import MLP, mnist_cnn
 from .params import Layout, Mask
 
 DENSITIES = (1.0, 0.8, 0.5, 0.2, 0.05, 0.01)  # 0.8: IMP iteration 1
 
-# (name, network, population P, batch B): the paper's control policy and a wide MNIST-sized MLP.
-MLP_WORKLOADS = (
-    ("mlp-control 4-64-64-2", dict(in_dim=4, hidden=(64, 64), out_dim=2), 100, 8),
-    ("mlp-wide 784-256-256-10", dict(in_dim=784, hidden=(256, 256), out_dim=10), 128, 1024),
+# (name, network factory, population P, batch B): the paper's control policy, a wide MNIST-sized MLP and the
+# paper's MNIST CNN at its ES setting (P = 128, B = 1024; no numpy reference row, it would take minutes).
+WORKLOADS = (
+    ("mlp-control 4-64-64-2", lambda: MLP(4, (64, 64), 2), 100, 8),
+    ("mlp-wide 784-256-256-10", lambda: MLP(784, (256, 256), 10), 128, 1024),
+    ("cnn-mnist 8-16-10", mnist_cnn, 128, 1024),
 )
 
 
@@ -75,25 +77,23 @@ def backends_to_measure(names=None) -> list:
     return [_backend.get(n) for n in _backend.NAMES if _backend.probe()[n][0]]
 
 
-def forward(backends=None, densities=DENSITIES, repeats: int = 5, progress=None) -> dict:
-    """Population forward passes of the MLP workloads at each density, per backend and kernel path."""
+def forward(backends=None, densities=DENSITIES, repeats: int = 5, progress=None, workloads=None) -> dict:
+    """Population forward passes of the workloads (names starting with any of ``workloads``; default all) at
+    each density, per backend and kernel path."""
     bes = backends_to_measure(backends)
     peaks = {be.name: matmul_peak(be) for be in bes if be.name in ("numba", "cupy")}
-    jobs = [(w, be, d, path) for w in MLP_WORKLOADS for be in bes for d in densities
-            for path in (("reference",) if be.name == "numpy" else ("dense", "sparse"))]
+    chosen = [w for w in WORKLOADS if not workloads or any(w[0].startswith(p) for p in workloads)]
+    jobs = [(w, be, d, path) for w in chosen for be in bes for d in densities
+            for path in (("reference",) if be.name == "numpy" else ("dense", "sparse"))
+            if not (be.name == "numpy" and w[0].startswith("cnn"))]
     rows = []
     for n, (workload, be, density, path) in enumerate(jobs):
-        name, kwargs, P, B = workload
-        net = MLP(**kwargs)
-        layout = Layout(net.spec, random_mask(net.spec, density))
-        rng = np.random.default_rng(1)
-        pop = be.asarray(layout.flatten(net.init(0))[None] + 0.01 * rng.standard_normal((P, layout.dim), np.float32))
-        x = be.asarray(rng.standard_normal((B, kwargs["in_dim"]), dtype=np.float32))
+        name, factory, P, B = workload
+        net = factory()
+        layout, pop, x, active, flops_active, flops_dense = _workload_inputs(net, density, path, P, B, be)
         sparse_below = 2.0 if path == "sparse" else 0.0
         reps = max(1, repeats // 2) if path == "reference" else repeats
         t = timeit(lambda: net.forward(layout, pop, x, backend=be, sparse_below=sparse_below), reps, be)
-        active = layout.mask.kept
-        flops_active, flops_dense = 2.0 * P * B * active, 2.0 * P * B * layout.mask.prunable
         peak = peaks.get(be.name, peaks.get("numba"))
         row = {"suite": "forward", "workload": name, "backend": be.name, "path": path, "density": density,
                "P": P, "B": B, "active_weights": active, **t,
@@ -106,6 +106,37 @@ def forward(backends=None, densities=DENSITIES, repeats: int = 5, progress=None)
             progress(n + 1, len(jobs), row)
     _add_ratios(rows)
     return {"machine": machine(), "peak": peaks, "rows": rows}
+
+
+def _workload_inputs(net, density, path, P, B, be):
+    """Layout, population, inputs, active weights and FLOPs (active taps; dense equivalent) of one row.
+
+    A CNN's "dense" row runs the masked network as a dense one (every tap computed, pruned ones zero): what an
+    implementation without a sparse path pays at that density."""
+    mask = random_mask(net.spec, density)
+    rng = np.random.default_rng(1)
+    params = net.init(0)
+    cnn = not isinstance(net, MLP)
+    if cnn and path == "dense":
+        params = {n: (v * mask[n] if n in mask else v) for n, v in params.items()}
+        layout = Layout(net.spec)
+    else:
+        layout = Layout(net.spec, mask)
+    pop = layout.flatten(params)[None] + 0.01 * rng.standard_normal((P, layout.dim), np.float32)
+    in_shape = net.in_shape if cnn else (net.sizes[0],)
+    x = rng.standard_normal((B, *in_shape), dtype=np.float32)
+    macs_active, macs_dense = _macs(net, mask), _macs(net, Mask.dense(net.spec))
+    return layout, be.asarray(pop), be.asarray(x), mask.kept, 2.0 * P * B * macs_active, 2.0 * P * B * macs_dense
+
+
+def _macs(net, mask) -> float:
+    """Multiply-adds per example over the active weights (a conv tap counts once per output position)."""
+    if isinstance(net, MLP):
+        return float(mask.kept)
+    total = 0.0
+    for k, (_, h, w) in enumerate(net.shapes):
+        total += mask[f"conv_{k}/w"].sum() * h * w
+    return total + sum(float(mask[f"dense_{k}/w"].sum()) for k in range(net.dense.n_layers))
 
 
 def _add_ratios(rows) -> None:

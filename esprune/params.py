@@ -166,6 +166,7 @@ class Layout:
             start += positions.size
         self.dim = start
         self._device_cache: dict = {}
+        self._derived: dict = {}
 
     def segment(self, name: str) -> slice:
         """Where tensor ``name``'s active entries sit in the flat vector."""
@@ -225,6 +226,12 @@ class Layout:
                                           rows[order].astype(np.int32), order.astype(np.int32),
                                           self.is_full(t.name))
         return out
+
+    def derived(self, key, make):
+        """``make(self)`` computed once per layout and cached under ``key`` (e.g. a conv weight's tap list)."""
+        if key not in self._derived:
+            self._derived[key] = make(self)
+        return self._derived[key]
 
     def _device(self, xp, name):
         return self.to_device(xp, self._positions[name], ("positions", name))

@@ -1,0 +1,38 @@
+// Fused masked convolution block for a population: SAME cross-correlation + bias + ReLU + max-pool.
+// One thread per pooled output (member p, image b, channel co, oy, ox); it computes the pool×pool conv outputs
+// under its window from the tap list of channel co and keeps their maximum. Only active taps are listed, so a
+// pruned tap costs nothing (the dense path is the same kernel with every tap listed).
+// x[px][b][ci][y][x] (member stride 0 when shared), out[p][b][co][oy][ox], theta[p][d] holds each member's
+// parameters: tap k of channel co reads theta[p][src[k]] at input offset (ci[k], dy[k] - pad, dx[k] - pad).
+// Numba twin: esprune/ops/conv.py (same tap order: ascending ci, dy, dx within a channel).
+
+extern "C" __global__ void conv_block(const float* x, long long x_stride, int C_in, int H, int W,
+                                      const float* theta, long long d,
+                                      const int* tap_ptr, const int* tap_ci, const int* tap_dy, const int* tap_dx,
+                                      const int* tap_src, long long b_off, int pad, int pool,
+                                      int P, int B, int C_out, int Ho, int Wo, float* out) {
+    const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const long long total = (long long)P * B * C_out * Ho * Wo;
+    if (t >= total) return;
+    const int ox = t % Wo;
+    const int oy = (t / Wo) % Ho;
+    const int co = (t / ((long long)Wo * Ho)) % C_out;
+    const int b = (t / ((long long)Wo * Ho * C_out)) % B;
+    const int p = t / ((long long)Wo * Ho * C_out * B);
+    const float* xi = x + p * x_stride + (long long)b * C_in * H * W;
+    const float* wm = theta + p * d;
+    float best = -INFINITY;
+    for (int py = 0; py < pool; ++py) {
+        for (int px = 0; px < pool; ++px) {
+            const int y = oy * pool + py, xx = ox * pool + px;
+            float acc = 0.0f;
+            for (int k = tap_ptr[co]; k < tap_ptr[co + 1]; ++k) {
+                const int iy = y + tap_dy[k] - pad, ix = xx + tap_dx[k] - pad;
+                if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                    acc = fmaf(wm[tap_src[k]], xi[((long long)tap_ci[k] * H + iy) * W + ix], acc);
+            }
+            best = fmaxf(best, acc);
+        }
+    }
+    out[t] = fmaxf(best + wm[b_off + co], 0.0f);
+}

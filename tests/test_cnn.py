@@ -1,0 +1,121 @@
+"""Population CNN: the reference against scipy, the numba conv blocks (dense and sparse tap lists) and the
+dense head against the reference, pruned taps without influence, the losses, and cupy against numba."""
+import numpy as np
+import pytest
+from scipy import signal
+
+from esprune.errors import UserError
+from esprune.nets import CNN, accuracy, cross_entropy, mnist_cnn
+from esprune.nets.cnn import conv_same_reference, max_pool_reference
+from esprune.params import Layout, Mask
+
+SMALL = dict(in_shape=(2, 13, 11), channels=(3, 4), kernel=3, pool=2, out_dim=5)  # odd sizes: floor pooling
+CASES = [(mnist_cnn, 3, 7), (lambda: CNN(**SMALL, hidden=(6,)), 4, 5), (lambda: CNN(**{**SMALL, "kernel": 5}), 2, 1)]
+PATHS = {"dense": 0.0, "sparse": 2.0}  # for the dense layers; conv blocks always walk their tap list
+
+
+def make(net, sparsity, P, rng):
+    mask = Mask({n: rng.random(net.spec[n].shape) >= sparsity for n in net.spec.prunable_names}, net.spec)
+    layout = Layout(net.spec, mask)
+    pop = layout.flatten(net.init(1))[None] + 0.3 * rng.standard_normal((P, layout.dim)).astype(np.float32)
+    return layout, pop.astype(np.float32)
+
+
+def assert_close(out, ref):
+    assert out.shape == ref.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_conv_reference_equals_scipy_correlate2d(rng):
+    x = rng.standard_normal((2, 3, 9, 7))
+    w = rng.standard_normal((4, 3, 5, 5))
+    out = conv_same_reference(x, w)
+    for b in range(2):
+        for o in range(4):
+            want = sum(signal.correlate2d(x[b, c], w[o, c], mode="same", boundary="fill") for c in range(3))
+            np.testing.assert_allclose(out[b, o], want, rtol=1e-12, atol=1e-12)
+
+
+def test_max_pool_reference_by_loops(rng):
+    x = rng.standard_normal((1, 2, 5, 7))
+    out = max_pool_reference(x, 2)
+    assert out.shape == (1, 2, 2, 3)
+    for c in range(2):
+        for i in range(2):
+            for j in range(3):
+                assert out[0, c, i, j] == x[0, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2].max()
+
+
+def test_mnist_cnn_is_the_papers_network():
+    net = mnist_cnn()
+    assert net.spec.size == 11274 and net.spec.prunable_size == 11240 and net.flat_dim == 784
+    init = net.init(0)
+    assert (init["dense_0/b"] == 0).all() and (init["conv_0/b"] >= 0).all() and (init["conv_0/b"] < 0.05).all()
+    assert abs(init["conv_1/w"].var() - 1 / (8 * 25)) < 0.2 / (8 * 25)
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 0.99])
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("shared", [True, False])
+def test_numba_equals_reference(case, sparsity, path, shared, rng):
+    factory, P, B = CASES[case]
+    net = factory()
+    layout, pop = make(net, sparsity, P, rng)
+    x = rng.random((B, *net.in_shape) if shared else (P, B, *net.in_shape)).astype(np.float32)
+    ref = net.forward(layout, pop, x, backend="numpy")
+    assert ref.shape == (P, B, net.out_dim)
+    assert_close(net.forward(layout, pop, x, backend="numba", sparse_below=PATHS[path]), ref)
+
+
+def test_pruned_taps_have_no_influence(rng):
+    """The sparse network equals the dense one whose pruned weights are zero, and ignores their values."""
+    net = CNN(**SMALL, hidden=(6,))
+    layout, pop = make(net, 0.7, 3, rng)
+    dense = Layout(net.spec)
+    full = layout.unflatten(pop)
+    x = rng.random((4, *net.in_shape)).astype(np.float32)
+    sparse_out = net.forward(layout, pop, x, backend="numba")
+    np.testing.assert_allclose(sparse_out, net.forward(dense, dense.flatten(full), x, backend="numba"),
+                               rtol=1e-5, atol=1e-6)
+    noisy = {n: np.where(layout.mask[n][None] if n in layout.mask else True, v, 1e3) for n, v in full.items()}
+    np.testing.assert_array_equal(net.forward(layout, layout.flatten(noisy), x, backend="numba"), sparse_out)
+
+
+def test_cross_entropy_and_accuracy_against_loops(rng):
+    logits = rng.standard_normal((3, 6, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, 6)
+    ce = cross_entropy(logits, labels)
+    for p in range(3):
+        want = np.mean([-(logits[p, b, labels[b]] - np.log(np.exp(logits[p, b].astype(np.float64)).sum()))
+                        for b in range(6)])
+        assert abs(ce[p] - want) < 1e-6
+        assert accuracy(logits, labels)[p] == np.mean(logits[p].argmax(1) == labels)
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    np.testing.assert_allclose(cross_entropy(logp, labels), ce, rtol=1e-6)
+
+
+def test_bad_shapes_are_user_errors(rng):
+    net = CNN(**SMALL)
+    layout = Layout(net.spec)
+    with pytest.raises(UserError, match="inputs must have shape"):
+        net.forward(layout, np.zeros((2, layout.dim), np.float32), np.zeros((3, 1, 13, 11)), backend="numba")
+    with pytest.raises(UserError, match="kernel must be odd"):
+        CNN(kernel=4)
+    with pytest.raises(UserError, match="shrink"):
+        CNN(in_shape=(1, 4, 4), channels=(2, 2, 2))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("sparsity", [0.0, 0.9])
+@pytest.mark.parametrize("shared", [True, False])
+def test_cupy_equals_numba(cupy_backend, sparsity, shared, rng):
+    cp = cupy_backend.xp
+    net = CNN(**SMALL, hidden=(6,))
+    layout, pop = make(net, sparsity, 3, rng)
+    x = rng.random((5, *net.in_shape) if shared else (3, 5, *net.in_shape)).astype(np.float32)
+    want = net.forward(layout, pop, x, backend="numba")
+    got = net.forward(layout, cp.asarray(pop), cp.asarray(x), backend=cupy_backend)
+    np.testing.assert_allclose(cp.asnumpy(got), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    np.testing.assert_allclose(cp.asnumpy(cross_entropy(got, cp.asarray(np.arange(5) % 5))),
+                               cross_entropy(want, np.arange(5) % 5), rtol=1e-4)
