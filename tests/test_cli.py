@@ -29,7 +29,7 @@ def test_info_json_reports_backends():
 def test_bench_forward_json(tmp_path):
     out = tmp_path / "bench.json"
     result = run("bench", "forward", "--backend", "numba", "--density", "0.05", "--repeats", "1",
-                 "--json", "--out", str(out))
+                 "--workload", "mlp-control", "--workload", "mlp-wide", "--json", "--out", str(out))
     assert result.exit_code == 0
     data = json.loads(out.read_text())
     assert data["peak"]["numba"]["gflops"] > 0
