@@ -82,7 +82,8 @@ def list_tasks(as_json):
         return
     for name, t in table.items():
         shape = "×".join(map(str, t["obs_shape"]))
-        click.echo(f"{name}: obs {shape}, {t['act_dim']} outputs, {t['actions']}, horizon {t['horizon']}, "
+        horizon = f"horizon {t['horizon']}" if t["horizon"] else f"batch {t['batch_size']}"
+        click.echo(f"{name}: obs {shape}, {t['act_dim']} outputs, {t['actions']}, {horizon}, "
                    f"{t['default_net']}")
 
 
@@ -213,6 +214,46 @@ def report(run_files, out, metric):
 
     curves = figure(run_files, out, metric)
     click.echo(f"wrote {out}: " + ", ".join(curves))
+
+
+@cli.group()
+def data():
+    """The MNIST-family data files: check what is there, fetch what is missing."""
+
+
+@data.command("check")
+@click.argument("data_dir", required=False, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def data_check(data_dir, as_json):
+    """Where each dataset file was found ($ESPRUNE_DATA, ~/.cache/esprune, Debian's Fashion-MNIST) and whether
+    its content verifies against data/checksums.json."""
+    from esprune import datasets
+
+    report = datasets.check(data_dir)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for key, entry in report.items():
+        click.echo(f"{entry['status'][:7]:<8} {key:<45} {entry['path'] or ''}")
+        if entry["status"].startswith("bad"):
+            click.echo(f"         {entry['status']}")
+
+
+@data.command("fetch")
+@click.argument("name", type=click.Choice(["mnist", "fashion_mnist", "kmnist"]))
+@click.option("--dir", "dest", default=None, type=click.Path(file_okay=False),
+              help="Where to put the files (default: $ESPRUNE_DATA, else ~/.cache/esprune).")
+@click.option("--url", default=None, help="Base URL to download from (default: the official site).")
+def data_fetch(name, dest, url):
+    """Download a dataset's official files; each is kept only once its content verifies."""
+    import os
+    from pathlib import Path
+
+    from esprune import datasets
+
+    dest = dest or os.environ.get("ESPRUNE_DATA") or str(Path.home() / ".cache" / "esprune")
+    kept = datasets.fetch(name, dest, url, progress=lambda f: click.echo(f"verified {f}", err=True))
+    click.echo(f"{name}: {len(kept)} file(s) downloaded into {Path(dest) / datasets.folder(name)}")
 
 
 @cli.group()

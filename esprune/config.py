@@ -45,8 +45,9 @@ def load_toml(path) -> dict:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
 
 
-def resolve(*layers: dict) -> dict:
-    """Defaults, then each layer in turn (None values are skipped), validated."""
+def resolve(*layers: dict, prepare: bool = True) -> dict:
+    """Defaults, then each layer in turn (None values are skipped), validated (``prepare``: with the task's
+    data loaded and verified, so a missing file stops the run before it starts)."""
     cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
     for layer in layers:
         for key, value in (layer or {}).items():
@@ -59,10 +60,10 @@ def resolve(*layers: dict) -> dict:
         unknown = sorted(set(layer or {}) - set(KEYS))
         if unknown:
             raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; known: {', '.join(KEYS)}")
-    return validate(cfg)
+    return validate(cfg, prepare)
 
 
-def validate(cfg: dict) -> dict:
+def validate(cfg: dict, prepare: bool = True) -> dict:
     """``cfg`` with canonical names; raises ConfigError naming the first bad value."""
     cfg = dict(cfg)
     unknown = sorted(set(cfg) - set(KEYS))
@@ -92,7 +93,9 @@ def validate(cfg: dict) -> dict:
             raise ConfigError(f"{key} must be a table of options, got {cfg[key]!r}")
     cfg["prune"] = prune.canonical(cfg["prune"])
     cfg["strategy"] = strategies.canonical(cfg["strategy"])
-    tasks.make(cfg["task"], **cfg["task_options"])  # unknown task or option → ConfigError
+    task = tasks.make(cfg["task"], **cfg["task_options"])  # unknown task or option → ConfigError
+    if prepare and hasattr(task, "prepare"):
+        task.prepare()
     strategies.make(cfg["strategy"], 2, cfg["popsize"], **cfg["strategy_options"])  # popsize rule, option names
     return cfg
 

@@ -20,6 +20,20 @@ PRESETS = {
                  {"task": "CartPole-v1", **_GYM_SEP_CMA}),
     "pendulum": ("the paper's Pendulum-v1 setting: Sep-CMA-ES, P=100, 2000 generations, 20 iterations × 0.8",
                  {"task": "Pendulum-v1", **_GYM_SEP_CMA}),
+    "mnist": ("the paper's MNIST setting: Sep-CMA-ES, P=128, batch 1024, 4000 generations, σ_init 0.025",
+              {"task": "mnist", "strategy": "sep_cma_es", "popsize": 128, "generations": 4000, "eval_every": 100,
+               "iterations": 20, "keep": 0.8,
+               "strategy_options": {"sigma_init": 0.025, "elite_ratio": 0.5, "mean_decay": 1e-4}}),
+    "fashion-mnist": ("the paper's Fashion-MNIST setting: SNES (temperature 12), P=128, 4000 generations",
+                      {"task": "fashion_mnist", "strategy": "snes", "popsize": 128, "generations": 4000,
+                       "eval_every": 100, "iterations": 20, "keep": 0.8,
+                       "strategy_options": {"sigma_init": 0.025, "temperature": 12.0, "mean_decay": 1e-4}}),
+    "kmnist": ("the paper's K-MNIST setting: PGPE (Adam 0.01→0.001, σ 0.05→0.01), P=128, 4000 generations",
+               {"task": "kmnist", "strategy": "pgpe", "popsize": 128, "generations": 4000, "eval_every": 100,
+                "iterations": 20, "keep": 0.8,
+                "strategy_options": {"centered_rank": True, "lrate_init": 0.01, "lrate_decay": 0.999,
+                                     "lrate_limit": 0.001, "sigma_init": 0.05, "sigma_decay": 0.999,
+                                     "sigma_limit": 0.01, "mean_decay": 1e-4}}),
 }
 
 

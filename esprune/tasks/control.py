@@ -7,7 +7,6 @@ TEST_RESET stream, so a test score never reuses a training start.
 from __future__ import annotations
 
 import functools
-import inspect
 
 import numpy as np
 
@@ -101,14 +100,3 @@ ENVIRONMENTS = {"CartPole-v1": cartpole, "Acrobot-v1": acrobot, "Pendulum-v1": p
                 "MountainCar-v0": mountain_car, "MountainCarContinuous-v0": mountain_car_continuous}
 TASKS = {name: functools.partial(ControlTask, name, env) for name, env in ENVIRONMENTS.items()}
 
-
-def make(name: str, **options):
-    """A task by name; ``options`` are its keyword arguments (checked, so a typo is a clear error)."""
-    if name not in TASKS:
-        raise ConfigError(f"unknown task {name!r}; available: {', '.join(TASKS)}")
-    factory = TASKS[name]
-    known = list(inspect.signature(factory).parameters)
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ConfigError(f"task {name}: unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    return factory(**options)

@@ -1,0 +1,166 @@
+"""The MNIST family from the standard files, found, read and verified; fetched where the machine has internet.
+
+Files: ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``, ``t10k-images-idx3-ubyte.gz``,
+``t10k-labels-idx1-ubyte.gz`` (IDX, any gzip compression) and, for KMNIST, the upstream ``kmnist-*.npz`` in
+their place. Content is verified against ``data/checksums.json`` (sha256 of the decompressed payload), so a
+re-compressed copy such as Debian's Fashion-MNIST passes and a truncated or altered one is refused by name.
+
+Where a dataset is looked for, in order: ``data_dir`` (the directory itself or its ``<name>/``), then
+``$ESPRUNE_DATA``, then ``~/.cache/esprune``, and for Fashion-MNIST Debian's ``/usr/share/datasets/fashion-mnist``.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+NAMES = {"mnist": "mnist", "fashion_mnist": "fashion-mnist", "kmnist": "kmnist"}  # task name → folder
+SPLITS = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+          "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+DEBIAN = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
+CHECKSUMS = Path(__file__).resolve().parents[1] / "data" / "checksums.json"
+
+
+class DataError(UserError):
+    """A dataset file that is missing, unreadable or not the published content."""
+
+
+def manifest() -> dict:
+    return json.loads(CHECKSUMS.read_text())
+
+
+def folder(name: str) -> str:
+    if name in NAMES.values():
+        return name
+    if name not in NAMES:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(NAMES)}")
+    return NAMES[name]
+
+
+def search_dirs(name: str, data_dir=None) -> list[Path]:
+    roots = [Path(data_dir)] if data_dir else []
+    if os.environ.get("ESPRUNE_DATA"):
+        roots.append(Path(os.environ["ESPRUNE_DATA"]))
+    roots.append(Path.home() / ".cache" / "esprune")
+    dirs = [d for root in roots for d in (root / folder(name), root)]
+    return dirs + ([DEBIAN[folder(name)]] if folder(name) in DEBIAN else [])
+
+
+def locate(name: str, filename: str, data_dir=None) -> Path | None:
+    """The first place holding ``filename`` (or, for KMNIST, its npz twin)."""
+    twin = manifest()[folder(name)].get("npz", {}).get(filename)
+    for d in search_dirs(name, data_dir):
+        for candidate in (filename, twin):
+            if candidate and (d / candidate).is_file():
+                return d / candidate
+    return None
+
+
+def read_verified(name: str, filename: str, path: Path) -> np.ndarray:
+    """The uint8 array in ``path`` (IDX gzip or npz), checked against the manifest entry of ``filename``."""
+    digest, shape = manifest()[folder(name)]["files"][filename]
+    try:
+        array = _read_npz(path) if path.suffix == ".npz" else _read_idx(path)
+    except (OSError, EOFError, ValueError, zlib.error, KeyError) as err:
+        raise DataError(f"{path} is unreadable (truncated or not {filename}): {err}; {how_to_get(name)}") from None
+    if list(array.shape) != shape:
+        raise DataError(f"{path} holds shape {list(array.shape)}, {filename} has {shape}; {how_to_get(name)}")
+    if digest and hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest() != digest:
+        raise DataError(f"{path} has the right shape but not the published content (checksum mismatch); "
+                        f"{how_to_get(name)}")
+    return array
+
+
+def load_split(name: str, split: str, data_dir=None) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 28, 28) uint8, labels (N,) uint8) of ``split`` ("train" or "test"), verified."""
+    out = []
+    for filename in SPLITS[split]:
+        path = locate(name, filename, data_dir)
+        if path is None:
+            where = ", ".join(str(d) for d in search_dirs(name, data_dir))
+            raise DataError(f"{name}: {filename} not found (looked in {where}); {how_to_get(name)}")
+        out.append(read_verified(name, filename, path))
+    return out[0], out[1]
+
+
+def how_to_get(name: str) -> str:
+    return (f"get the official files with `esprune data fetch {name}` (or download them from "
+            f"{manifest()[folder(name)]['url']}) into $ESPRUNE_DATA/{folder(name)}/")
+
+
+def check(data_dir=None) -> dict:
+    """For every dataset file: where it was found and whether it verifies (``esprune data check``)."""
+    report = {}
+    for name in NAMES:
+        for filename in manifest()[folder(name)]["files"]:
+            path = locate(name, filename, data_dir)
+            if path is None:
+                status = "missing"
+            else:
+                try:
+                    read_verified(name, filename, path)
+                    status = "ok"
+                except DataError as err:
+                    status = f"bad: {err}"
+            report[f"{name}/{filename}"] = {"path": str(path) if path else None, "status": status}
+    return report
+
+
+def fetch(name: str, dest, base_url: str | None = None, progress=None) -> list[Path]:
+    """Download the missing files of ``name`` into ``dest/<folder>/``, keeping each only once it verifies."""
+    entry = manifest()[folder(name)]
+    base = base_url or entry["url"]
+    target = Path(dest) / folder(name)
+    target.mkdir(parents=True, exist_ok=True)
+    kept = []
+    for filename in entry["files"]:
+        final = target / filename
+        if final.exists():
+            read_verified(name, filename, final)
+            continue
+        url = base.rstrip("/") + "/" + filename
+        with tempfile.NamedTemporaryFile(dir=target, suffix=".part", delete=False) as tmp:
+            try:
+                with urllib.request.urlopen(url, timeout=60) as response:
+                    shutil.copyfileobj(response, tmp)
+            except OSError as err:
+                Path(tmp.name).unlink(missing_ok=True)
+                raise DataError(f"could not download {url}: {err}") from None
+        try:
+            read_verified(name, filename, Path(tmp.name).rename(target / (filename + ".part")))
+        except DataError:
+            (target / (filename + ".part")).unlink(missing_ok=True)
+            raise
+        (target / (filename + ".part")).rename(final)
+        kept.append(final)
+        if progress:
+            progress(filename)
+    return kept
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as fh:
+        raw = fh.read()
+    if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError("not an IDX uint8 file")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    payload = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if payload.size != int(np.prod(dims)):
+        raise ValueError(f"IDX header says {dims} but {payload.size} bytes follow")
+    return payload.reshape(dims)
+
+
+def _read_npz(path: Path) -> np.ndarray:
+    with np.load(path) as z:
+        return np.asarray(z["arr_0"], dtype=np.uint8)

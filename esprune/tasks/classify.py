@@ -1,0 +1,121 @@
+"""Image classification tasks that score a whole population: the MNIST family and the synthetic ``blobs``.
+
+Normalization and batching follow PAPER.md: pixels / 255, then (x − 0.1307) / 0.3081 for every dataset; each
+generation draws one training batch (default 1024, without replacement, from esprune's seeded noise) shared by
+all members; fitness = −mean cross-entropy; the test score is the accuracy on the whole test set, computed in
+chunks on the chosen backend. Data are loaded (and verified) on first use, or by ``prepare()``.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .. import backend as _backend
+from .. import datasets, noise
+from ..errors import ConfigError
+from ..nets import CNN, correct, cross_entropy, mnist_cnn
+
+MEAN, STD = 0.1307, 0.3081
+
+
+def normalize(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W) → float32 (N, 1, H, W), scaled to [0, 1] then standardized with the MNIST constants."""
+    return ((images.astype(np.float32) / 255.0 - MEAN) / STD)[:, None]
+
+
+class ClassifyTask:
+    kind = "classify"
+
+    def __init__(self, name: str, loader, batch_size: int = 1024, test_chunk: int = 1000, in_shape=(1, 28, 28)):
+        if int(batch_size) < 1 or int(test_chunk) < 1:
+            raise ConfigError(f"batch_size and test_chunk must be >= 1, got {batch_size}, {test_chunk}")
+        self.name, self._loader = name, loader
+        self.batch_size, self.test_chunk = int(batch_size), int(test_chunk)
+        self.obs_shape, self.act_dim = tuple(in_shape), 10
+        self._data = None
+
+    def __repr__(self):
+        return f"ClassifyTask({self.name!r}, batch_size={self.batch_size})"
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "obs_shape": list(self.obs_shape), "act_dim": self.act_dim,
+                "actions": "10 classes (log-softmax)", "horizon": None, "batch_size": self.batch_size,
+                "default_net": repr(self.default_net())}
+
+    def default_net(self) -> CNN:
+        return mnist_cnn() if self.obs_shape == (1, 28, 28) else CNN(self.obs_shape)
+
+    def prepare(self):
+        """Load and verify the data now (a missing or corrupt file is a clear error before any work)."""
+        if self._data is None:
+            (xtr, ytr), (xte, yte) = self._loader()
+            self._data = (normalize(xtr), ytr.astype(np.int64), normalize(xte), yte.astype(np.int64))
+            if len(self._data[0]) < self.batch_size:
+                raise ConfigError(f"{self.name}: batch_size {self.batch_size} exceeds the {len(self._data[0])} "
+                                  "training images")
+        return self._data
+
+    def batch(self, seed: int, generation: int) -> np.ndarray:
+        """Indices of this generation's training batch: the first ``batch_size`` of a seeded permutation."""
+        n = len(self.prepare()[0])
+        words = noise.philox_uint32(seed, generation, 1, n, stream=noise.BATCH)[0]
+        return np.argsort(words, kind="stable")[: self.batch_size]
+
+    def evaluate(self, net, layout, pop, seed: int, generation: int = 0, backend="numba") -> np.ndarray:
+        """−mean cross-entropy per member ``(P,)`` on this generation's shared batch."""
+        be = _backend.get(backend)
+        xtr, ytr, _, _ = self.prepare()
+        idx = self.batch(seed, generation)
+        out = net.forward(layout, pop, be.asarray(xtr[idx]), backend=be)
+        return be.to_numpy(-cross_entropy(out, be.asarray(ytr[idx])))
+
+    def score(self, net, layout, pop, seed: int = 0, backend="numba") -> np.ndarray:
+        """Test accuracy per member ``(P,)`` over the whole test set, in chunks of ``test_chunk``."""
+        be = _backend.get(backend)
+        _, _, xte, yte = self.prepare()
+        hits = 0
+        for start in range(0, len(xte), self.test_chunk):
+            sl = slice(start, start + self.test_chunk)
+            hits = hits + be.to_numpy(correct(net.forward(layout, pop, be.asarray(xte[sl]), backend=be),
+                                              be.asarray(yte[sl])))
+        return hits / len(xte)
+
+
+def _mnist_family(name, data_dir=None):
+    return datasets.load_split(name, "train", data_dir), datasets.load_split(name, "test", data_dir)
+
+
+def make_blobs(n_train: int = 6000, n_test: int = 1000, size: int = 28, seed: int = 0):
+    """Ten classes of Gaussian bumps: class c is a bump centred on the c-th of ten points on a circle, with a
+    jittered centre and width, on a noisy background; uint8 images like MNIST's. Deterministic in ``seed``."""
+    rng = np.random.default_rng([seed, 0xB10B5])
+    n = n_train + n_test
+    labels = np.arange(n) % 10
+    rng.shuffle(labels)
+    angle = 2 * np.pi * labels / 10
+    cy = size / 2 + size * 0.28 * np.sin(angle) + rng.normal(0, size * 0.04, n)
+    cx = size / 2 + size * 0.28 * np.cos(angle) + rng.normal(0, size * 0.04, n)
+    width = size * rng.uniform(0.08, 0.14, n)
+    yy, xx = np.mgrid[:size, :size]
+    bump = np.exp(-((yy[None] - cy[:, None, None]) ** 2 + (xx[None] - cx[:, None, None]) ** 2) / (2 * width[:, None, None] ** 2))
+    images = np.clip(255 * (bump + rng.normal(0, 0.1, bump.shape)), 0, 255).astype(np.uint8)
+    return (images[:n_train], labels[:n_train].astype(np.uint8)), (images[n_train:], labels[n_train:].astype(np.uint8))
+
+
+def mnist_like(name):
+    def factory(data_dir=None, batch_size: int = 1024, test_chunk: int = 1000):
+        return ClassifyTask(name, functools.partial(_mnist_family, name, data_dir), batch_size, test_chunk)
+    return factory
+
+
+def blobs(n_train: int = 6000, n_test: int = 1000, size: int = 28, seed: int = 0, batch_size: int = 1024,
+          test_chunk: int = 1000):
+    if size < 4:
+        raise ConfigError(f"blobs size must be at least 4, got {size}")
+    return ClassifyTask("blobs", functools.partial(make_blobs, n_train, n_test, size, seed), batch_size,
+                        test_chunk, in_shape=(1, size, size))
+
+
+TASKS = {"mnist": mnist_like("mnist"), "fashion_mnist": mnist_like("fashion_mnist"), "kmnist": mnist_like("kmnist"),
+         "blobs": blobs}
