@@ -7,7 +7,10 @@ from scipy import signal
 from esprune.errors import UserError
 from esprune.nets import CNN, accuracy, cross_entropy, mnist_cnn
 from esprune.nets.cnn import conv_same_reference, max_pool_reference
-from esprune.params import Layout, Mask
+from esprune.params import Layout
+
+import helpers
+from helpers import masked_population
 
 SMALL = dict(in_shape=(2, 13, 11), channels=(3, 4), kernel=3, pool=2, out_dim=5)  # odd sizes: floor pooling
 CASES = [(mnist_cnn, 3, 7), (lambda: CNN(**SMALL, hidden=(6,)), 4, 5), (lambda: CNN(**{**SMALL, "kernel": 5}), 2, 1)]
@@ -15,15 +18,11 @@ PATHS = {"dense": 0.0, "sparse": 2.0}  # for the dense layers; conv blocks alway
 
 
 def make(net, sparsity, P, rng):
-    mask = Mask({n: rng.random(net.spec[n].shape) >= sparsity for n in net.spec.prunable_names}, net.spec)
-    layout = Layout(net.spec, mask)
-    pop = layout.flatten(net.init(1))[None] + 0.3 * rng.standard_normal((P, layout.dim)).astype(np.float32)
-    return layout, pop.astype(np.float32)
+    return masked_population(net, sparsity, P, rng)
 
 
 def assert_close(out, ref):
-    assert out.shape == ref.shape and out.dtype == np.float32
-    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    helpers.assert_close(out, ref, rtol=1e-4)
 
 
 def test_conv_reference_equals_scipy_correlate2d(rng):

@@ -8,6 +8,9 @@ from esprune.nets import MLP
 from esprune.ops.dense import fast_tanh
 from esprune.params import Layout, Mask
 
+import helpers
+from helpers import masked_population
+
 # (network, population, batch): the paper's control policy, a wide MLP (kept small in P and B), a relu net.
 CASES = [
     (dict(in_dim=4, hidden=(64, 64), out_dim=2), 6, 8),
@@ -18,16 +21,12 @@ PATHS = {"dense": 0.0, "sparse": 2.0}  # sparse_below values that force each pat
 
 
 def make(net, sparsity, P, rng):
-    mask = Mask({n: rng.random(net.spec[n].shape) >= sparsity for n in net.spec.prunable_names}, net.spec)
-    layout = Layout(net.spec, mask)
-    pop = layout.flatten(net.init(1))[None] + 0.3 * rng.standard_normal((P, layout.dim)).astype(np.float32)
-    return layout, pop.astype(np.float32)
+    return masked_population(net, sparsity, P, rng)
 
 
 def assert_close(out, ref):
     """1e-5 relative to the output's scale (float32 sums of up to 784 terms, in another order than BLAS)."""
-    assert out.shape == ref.shape and out.dtype == np.float32
-    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    helpers.assert_close(out, ref, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kwargs,P,B", CASES)

@@ -14,7 +14,7 @@ from ..ops import conv as ops
 from ..params import Layout, ParamSpec
 from .heads import apply_head
 from .init import lecun_normal, tensor_rng, uniform_bias
-from .mlp import MLP, SPARSE_BELOW
+from .mlp import MLP, SPARSE_BELOW, check_inputs
 
 
 class CNN:
@@ -94,12 +94,7 @@ class CNN:
         return apply_head(np, np.stack(outs), self.head).astype(np.float32)
 
     def _check(self, layout, pop, x, be):
-        if layout.spec != self.spec:
-            raise ConfigError("the layout was made for a different network")
-        pop = be.asarray(pop, dtype=np.float32)
-        x = be.asarray(x, dtype=np.float32)
-        if pop.ndim != 2 or pop.shape[1] != layout.dim:
-            raise ConfigError(f"population must have shape (P, {layout.dim}), got {tuple(pop.shape)}")
+        pop, x = check_inputs(self.spec, layout, pop, x, be)
         if x.ndim not in (4, 5) or tuple(x.shape[-3:]) != self.in_shape or (x.ndim == 5 and x.shape[0] != pop.shape[0]):
             raise ConfigError(f"inputs must have shape (B, {', '.join(map(str, self.in_shape))}) or "
                               f"({pop.shape[0]}, B, ...), got {tuple(x.shape)}")

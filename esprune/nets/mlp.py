@@ -94,12 +94,7 @@ class MLP:
         return apply_head(np, h, self.head).astype(np.float32)
 
     def _check(self, layout, pop, x, be):
-        if layout.spec != self.spec:
-            raise ConfigError("the layout was made for a different network")
-        pop = be.asarray(pop, dtype=np.float32)
-        x = be.asarray(x, dtype=np.float32)
-        if pop.ndim != 2 or pop.shape[1] != layout.dim:
-            raise ConfigError(f"population must have shape (P, {layout.dim}), got {tuple(pop.shape)}")
+        pop, x = check_inputs(self.spec, layout, pop, x, be)
         if x.ndim not in (2, 3) or x.shape[-1] != self.sizes[0] or (x.ndim == 3 and x.shape[0] != pop.shape[0]):
             raise ConfigError(f"inputs must have shape (B, {self.sizes[0]}) or ({pop.shape[0]}, B, {self.sizes[0]}), "
                               f"got {tuple(x.shape)}")
@@ -107,3 +102,13 @@ class MLP:
 
     def __repr__(self) -> str:
         return f"MLP({'→'.join(map(str, self.sizes))}, {self.activation}, head={self.head})"
+
+
+def check_inputs(spec, layout, pop, x, be):
+    """The population and inputs as float32 arrays of ``be``, after the checks every network shares."""
+    if layout.spec != spec:
+        raise ConfigError("the layout was made for a different network")
+    pop = be.asarray(pop, dtype=np.float32)
+    if pop.ndim != 2 or pop.shape[1] != layout.dim:
+        raise ConfigError(f"population must have shape (P, {layout.dim}), got {tuple(pop.shape)}")
+    return pop, be.asarray(x, dtype=np.float32)
