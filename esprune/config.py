@@ -57,10 +57,7 @@ def resolve(*layers: dict, prepare: bool = True) -> dict:
                 cfg[key] = {**cfg[key], **value}
             else:
                 cfg[key] = value
-        unknown = sorted(set(layer or {}) - set(KEYS))
-        if unknown:
-            raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; known: {', '.join(KEYS)}")
-    return validate(cfg, prepare)
+    return validate(cfg, prepare)  # also rejects unknown keys
 
 
 def validate(cfg: dict, prepare: bool = True) -> dict:

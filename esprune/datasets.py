@@ -130,18 +130,19 @@ def fetch(name: str, dest, base_url: str | None = None, progress=None) -> list[P
             continue
         url = base.rstrip("/") + "/" + filename
         with tempfile.NamedTemporaryFile(dir=target, suffix=".part", delete=False) as tmp:
+            part = Path(tmp.name)
             try:
                 with urllib.request.urlopen(url, timeout=60) as response:
                     shutil.copyfileobj(response, tmp)
             except OSError as err:
-                Path(tmp.name).unlink(missing_ok=True)
+                part.unlink(missing_ok=True)
                 raise DataError(f"could not download {url}: {err}") from None
         try:
-            read_verified(name, filename, Path(tmp.name).rename(target / (filename + ".part")))
+            read_verified(name, filename, part)
         except DataError:
-            (target / (filename + ".part")).unlink(missing_ok=True)
+            part.unlink(missing_ok=True)
             raise
-        (target / (filename + ".part")).rename(final)
+        os.replace(part, final)
         kept.append(final)
         if progress:
             progress(filename)

@@ -106,9 +106,9 @@ class Experiment:
                 self.run.commit(lambda f: self._write_checkpoint(f, k, done, elapsed, es, train, evals, best))
             _test_kill_hook(k, done)
         seconds += time.perf_counter() - clock
-        self._finish(k, layout, mask, init, es, seed, train, evals, best, seconds)
+        self._finish(k, layout, mask, init, float(ticket["threshold"]), es, seed, train, evals, best, seconds)
 
-    def _finish(self, k, layout, mask, init, es, seed, train, evals, best, seconds):
+    def _finish(self, k, layout, mask, init, threshold, es, seed, train, evals, best, seconds):
         """Store iteration k's results, the next ticket and the checkpoint in one commit."""
         cfg = self.cfg
         mean = es.be.to_numpy(es.mean)
@@ -118,7 +118,7 @@ class Experiment:
         test = evals[-1][1]
         counts = mask.summary()
         row = {"iteration": k, "sparsity": counts["sparsity"], "active": counts["active"], "final": final,
-               "best": best["score"], "test": test, "threshold": float(self.run.iteration(k)["threshold"]),
+               "best": best["score"], "test": test, "threshold": threshold,
                "seconds": seconds}
         nxt = None
         if k < self.K:

@@ -135,10 +135,6 @@ class RunFile:
         return self._read(lambda f: json.loads(f.attrs["config"]))
 
     @property
-    def attrs(self) -> dict:
-        return self._read(lambda f: dict(f.attrs))
-
-    @property
     def spec(self) -> ParamSpec:
         return self._read(lambda f: spec_from_json(f.attrs["param_spec"]))
 
