@@ -107,7 +107,13 @@ def list_presets(as_json):
 @click.option("--task", help="Task name, e.g. CartPole-v1 (see `esprune tasks`).")
 @click.option("--strategy", help="Evolution strategy, e.g. sep_cma_es (see `esprune strategies`).")
 @click.option("--prune", help="Ticket maker: snr, magnitude, random-reinit, magnitude-permute, permute-permute, "
-                             "mask-reinit, movement.")
+                             "mask-reinit, movement, snip, grasp (the last two: classification tasks only).")
+@click.option("--trainer", type=click.Choice(["es", "gd"]),
+              help="Who trains each ticket: es (default) or gd, gradient descent (Adam on classification, PPO on "
+                   "control); gd runs cannot prune by snr.")
+@click.option("--gd-option", "gd_option", multiple=True, metavar="KEY=VALUE",
+              help="An option of the GD trainer (repeatable), e.g. epochs=2, lr=3e-4, batch_size=128; PPO: "
+                   "timesteps=200000, n_envs=8, target=475.")
 @click.option("--iterations", type=int, help="IMP iterations after the dense run (default 20).")
 @click.option("--keep", type=float, help="Fraction of active weights kept per iteration (default 0.8).")
 @click.option("--generations", type=int, help="ES generations per iteration (default 2000).")
@@ -127,13 +133,69 @@ def run(config_file, preset, out, overwrite, quiet, **flags):
     from esprune import config, presets
     from esprune.imp import Experiment
 
+    from esprune.report import setting
+
+    flags["gd_options"] = _key_values(flags.pop("gd_option"), "--gd-option") or None
     layers = [presets.get(preset) if preset else {}, config.load_toml(config_file) if config_file else {}, flags]
     cfg = config.resolve(*layers)
-    out = out or f"runs/{preset or cfg['task']}-{cfg['prune']}-s{cfg['seed']}.h5"
-    click.echo(f"esprune run: {cfg['task']} · {cfg['strategy']} · {cfg['prune']} · {cfg['iterations'] + 1} "
-               f"iterations × {cfg['generations']} generations · P={cfg['popsize']} · seed {cfg['seed']} → {out}",
-               err=True)
+    trainer = "" if cfg["trainer"] == "es" else "-gd"
+    out = out or f"runs/{preset or cfg['task']}-{cfg['prune']}{trainer}-s{cfg['seed']}.h5"
+    click.echo(f"esprune run: {setting(cfg)} · {cfg['iterations'] + 1} iterations → {out}", err=True)
     _execute(Experiment.start(cfg, out, overwrite=overwrite), quiet)
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The new run file.")
+@click.option("--task", help="Train on this task instead (same network shape, e.g. fashion_mnist → mnist).")
+@click.option("--strategy", help="Train with this evolution strategy instead.")
+@click.option("--trainer", type=click.Choice(["es", "gd"]), help="es or gd (gradient descent).")
+@click.option("--gd-option", "gd_option", multiple=True, metavar="KEY=VALUE", help="A GD trainer option (repeatable).")
+@click.option("--iterations", type=int, help="Transfer tickets 0..N only (default: as many as the source has).")
+@click.option("--generations", type=int, help="ES generations per ticket.")
+@click.option("--popsize", type=int, help="ES population size.")
+@click.option("--seed", type=int, help="Seed of the new training (default: the source's).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run file instead of refusing.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def transfer(source, out, overwrite, quiet, **flags):
+    """Train the tickets (init + mask of every iteration) of the SOURCE run in a new setting.
+
+    The setting is the source's config with the given flags changed: another strategy (e.g. SNES → PGPE),
+    another task with the same network (Fashion-MNIST → MNIST), or gradient descent (--trainer gd, the ES → GD
+    transfer). No pruning happens: iteration k trains the source's ticket k. The result is an ordinary run
+    file that records its source (config key tickets_from); `esprune report` draws it beside the source.
+    """
+    from esprune import config
+    from esprune.imp import Experiment
+    from esprune.report import setting
+    from esprune.store import RunFile
+
+    base = RunFile.open(source).config
+    flags["gd_options"] = _key_values(flags.pop("gd_option"), "--gd-option") or None
+    if flags["task"] and flags["task"] != base["task"]:
+        base["task_options"] = {}  # the source task's options (e.g. data_dir) need not fit the new task
+        base["gd_options"] = {}    # nor its trainer's (supervised vs PPO)
+    if flags["trainer"] == "gd" and base["prune"] == "snr":
+        base["prune"] = "magnitude"  # only a label here: no pruning happens in a transfer run
+    if flags["iterations"] is None:
+        flags["iterations"] = RunFile.open(source).tickets() - 1
+    cfg = config.resolve(base, flags, {"tickets_from": str(source)})
+    click.echo(f"esprune transfer: {source} → {setting(cfg)} → {out}", err=True)
+    _execute(Experiment.start(cfg, out, overwrite=overwrite), quiet)
+
+
+def _key_values(items, flag) -> dict:
+    """``KEY=VALUE`` strings as a dict; values parsed as JSON where they are (numbers, true, lists), else text."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} takes KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 @cli.command()
@@ -161,8 +223,10 @@ def _execute(exp, quiet):
                                hidden=quiet, item_show_func=lambda s: s) as bar:
             bar.update(start)
 
+            unit = "gen" if exp.trainer is None else "step"
+
             def progress(k, g, best, sparsity):
-                bar.update(1, f"iter {k}/{K} gen {g}/{G} best {best:.2f} sparsity {sparsity:.3f}")
+                bar.update(1, f"iter {k}/{K} {unit} {g}/{G} best {best:.2f} sparsity {sparsity:.3f}")
             rows = exp.execute(progress)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; continue with: esprune resume {exp.run.path}", err=True)
@@ -182,7 +246,7 @@ def show(run_file, as_json):
     final: the final mean's training fitness; best: its best test score during training; test: the final
     mean's test score; threshold: the pruning score below which weights were cut to make this ticket.
     """
-    from esprune.report import table
+    from esprune.report import setting, table
     from esprune.store import RunFile
 
     run = RunFile.open(run_file)
@@ -191,8 +255,7 @@ def show(run_file, as_json):
         click.echo(json.dumps([{k: (None if v != v else v) for k, v in r.items()} for r in rows], indent=2))
         return
     cfg, ck = run.config, run.checkpoint()
-    click.echo(f"{run_file}: {cfg['task']} · {cfg['strategy']} · {cfg['prune']} · keep {cfg['keep']} · "
-               f"P={cfg['popsize']} · {cfg['generations']} generations · seed {cfg['seed']} · {cfg['backend']}")
+    click.echo(f"{run_file}: {setting(cfg)} · keep {cfg['keep']} · {cfg['backend']}")
     click.echo(table(rows))
     if ck and not ck["finished"]:
         click.echo(f"unfinished: next is iteration {ck['iteration']} at generation {ck['generation']}; "

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 from . import backend as _backend
-from . import prune, strategies, tasks
+from . import gd, prune, strategies, tasks
 from .errors import ConfigError
 
 DEFAULTS = {
@@ -30,8 +30,12 @@ DEFAULTS = {
     "backend": "numba",
     "eval_every": 50,          # generations between test scores of the mean
     "checkpoint_every": 50,    # generations between checkpoints (also at every iteration's end)
+    "trainer": "es",           # es, or gd: gradient descent (Adam on classification, PPO on control)
+    "gd_options": {},          # the GD trainer's options, e.g. epochs, lr, batch_size (PPO: timesteps, ...)
+    "tickets_from": None,      # transfer: train the tickets of this run file instead of pruning
 }
 KEYS = tuple(DEFAULTS)
+OPTION_TABLES = ("task_options", "strategy_options", "gd_options")
 
 
 def load_toml(path) -> dict:
@@ -53,7 +57,7 @@ def resolve(*layers: dict, prepare: bool = True) -> dict:
         for key, value in (layer or {}).items():
             if value is None:
                 continue
-            if key in ("task_options", "strategy_options") and isinstance(value, dict):
+            if key in OPTION_TABLES and isinstance(value, dict):
                 cfg[key] = {**cfg[key], **value}
             else:
                 cfg[key] = value
@@ -85,7 +89,7 @@ def validate(cfg: dict, prepare: bool = True) -> dict:
         raise ConfigError(f"prune_from must be 'final' or 'best', got {cfg['prune_from']!r}")
     if cfg["backend"] not in _backend.CHOICES:
         raise ConfigError(f"unknown backend {cfg['backend']!r}; choose one of {', '.join(_backend.CHOICES)}")
-    for key in ("task_options", "strategy_options"):
+    for key in OPTION_TABLES:
         if not isinstance(cfg[key], dict):
             raise ConfigError(f"{key} must be a table of options, got {cfg[key]!r}")
     cfg["prune"] = prune.canonical(cfg["prune"])
@@ -94,7 +98,38 @@ def validate(cfg: dict, prepare: bool = True) -> dict:
     if prepare and hasattr(task, "prepare"):
         task.prepare()
     strategies.make(cfg["strategy"], 2, cfg["popsize"], **cfg["strategy_options"])  # popsize rule, option names
+    _check_trainer(cfg, task)
+    if cfg["tickets_from"] is not None:
+        _check_source(cfg, task)
     return cfg
+
+
+def _check_trainer(cfg, task):
+    if cfg["trainer"] not in ("es", "gd"):
+        raise ConfigError(f"trainer must be 'es' or 'gd', got {cfg['trainer']!r}")
+    if cfg["trainer"] == "gd":
+        gd.make_trainer(task, **cfg["gd_options"])  # option names and values
+        if cfg["prune"] == "snr":
+            raise ConfigError("prune=snr ranks weights by the ES search std, which gradient descent does not have; "
+                              "use magnitude (the paper's GD baseline) or another method")
+    elif cfg["gd_options"]:
+        raise ConfigError("gd_options are given but trainer is 'es'; add trainer = 'gd' (--trainer gd)")
+    if cfg["prune"] in prune.GRADIENT and task.kind != "classify":
+        raise ConfigError(f"prune={cfg['prune']} needs a supervised loss: use it on a classification task")
+
+
+def _check_source(cfg, task):
+    """A transfer source must be a readable run file of the same network with tickets for every iteration."""
+    from .store import RunFile
+
+    source = RunFile.open(cfg["tickets_from"])
+    if source.spec != task.default_net().spec:
+        raise ConfigError(f"{cfg['tickets_from']} holds tickets of another network than {cfg['task']}'s "
+                          "default one; transfer needs the same network shape")
+    available = source.tickets()
+    if available < cfg["iterations"] + 1:
+        raise ConfigError(f"{cfg['tickets_from']} has tickets for iterations 0..{available - 1} only; "
+                          f"ask for --iterations {max(available - 1, 0)} or fewer")
 
 
 def _integer(cfg, key):

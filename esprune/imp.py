@@ -1,8 +1,9 @@
 """Iterative magnitude/SNR pruning with rewinding for evolution strategies: the paper's main experiment.
 
-For k = 0..K: train the ticket ``init ⊙ mask`` (the ES searches over the active weights only) for G
-generations, score the mean on held-out episodes/data every ``eval_every`` generations, keep the final and the
-best search distribution, then make the next ticket from them (``prune.next_ticket``) and start again.
+For k = 0..K: train the ticket ``init ⊙ mask`` (the ES searches over the active weights only; with
+``trainer = "gd"``, gradient descent trains them instead) for G generations, score the mean on held-out episodes/data every ``eval_every`` generations, keep the final and the
+best search distribution, then make the next ticket from them (``prune.next_ticket``) and start again. A transfer run
+(``tickets_from``) takes every ticket from a source run file instead of pruning.
 
 Everything that decides the numbers is in the run file: the config, each ticket, and a checkpoint of the live
 ES state every ``checkpoint_every`` generations and at each iteration's end. ``resume`` continues from the
@@ -16,7 +17,7 @@ import time
 
 import numpy as np
 
-from . import prune, strategies, tasks
+from . import gd, prune, strategies, tasks
 from .params import Layout, Mask
 from .store import (RunFile, RunFileError, append_summary, from_vector, to_vector, write_group,
                     write_strategy_state)
@@ -31,6 +32,10 @@ class Experiment:
         self.net = self.task.default_net()
         self.spec = self.net.spec
         self.K, self.G = config["iterations"], config["generations"]
+        self.trainer = None
+        if config.get("trainer", "es") == "gd":
+            self.trainer = gd.make_trainer(self.task, **config["gd_options"])
+            self.G = self.trainer.budget(self.task)  # optimizer steps (PPO: updates) per iteration
 
     # ------------------------------------------------------------------------------------------ entry points
     @classmethod
@@ -38,9 +43,12 @@ class Experiment:
         net = tasks.make(config["task"], **config["task_options"]).default_net()
         run = RunFile.create(path, config, net.spec, overwrite=overwrite)
         exp = cls(config, run)
-        init_seed = config["seed"] if config["init_seed"] is None else config["init_seed"]
-        init = exp.net.init(init_seed)
-        run.commit(lambda f: exp._write_ticket(f, 0, init, Mask.dense(exp.spec), float("nan")))
+        if config.get("tickets_from"):
+            first = exp._source_ticket(0)
+        else:
+            init_seed = config["seed"] if config["init_seed"] is None else config["init_seed"]
+            first = prune.Ticket(exp.net.init(init_seed), Mask.dense(exp.spec))
+        run.commit(lambda f: exp._write_ticket(f, 0, first.init, first.mask, first.threshold))
         return exp
 
     @classmethod
@@ -72,6 +80,8 @@ class Experiment:
         init, mask = from_vector(self.spec, ticket["init"]), self._mask(ticket["mask"])
         layout = Layout(self.spec, mask)
         seed = cfg["seed"] if cfg["fixed_seed"] else cfg["seed"] + k
+        if self.trainer is not None:
+            return self._gd_iteration(k, layout, mask, init, float(ticket["threshold"]), seed, progress)
         es = strategies.make(cfg["strategy"], layout.dim, cfg["popsize"], seed=seed, backend=cfg["backend"],
                              **cfg["strategy_options"])
         g0 = int(ck["generation"])
@@ -106,13 +116,29 @@ class Experiment:
                 self.run.commit(lambda f: self._write_checkpoint(f, k, done, elapsed, es, train, evals, best))
             _test_kill_hook(k, done)
         seconds += time.perf_counter() - clock
-        self._finish(k, layout, mask, init, float(ticket["threshold"]), es, seed, train, evals, best, seconds)
+        self._finish(k, layout, mask, init, float(ticket["threshold"]), es.be.to_numpy(es.mean),
+                     es.be.to_numpy(es.std), seed, train, evals, best, seconds)
 
-    def _finish(self, k, layout, mask, init, threshold, es, seed, train, evals, best, seconds):
-        """Store iteration k's results, the next ticket and the checkpoint in one commit."""
+    def _gd_iteration(self, k, layout, mask, init, threshold, seed, progress):
+        """Train the ticket by gradient descent. No checkpoints inside: a crash repeats the iteration from
+        its start, which reaches the same numbers (every draw is seeded)."""
+        clock = time.perf_counter()
+        sparsity = mask.sparsity()
+        report = (lambda step, total, best: progress(k, step, best, sparsity)) if progress else None
+        theta = layout.flatten({n: np.asarray(v, dtype=np.float32) for n, v in init.items()})
+        res = self.trainer.train(self.task, self.net, layout, theta, seed, backend=self.cfg["backend"],
+                                 progress=report)
+        best = {"mean": self._full(layout, res.best), "std": None, "score": res.best_score,
+                "generation": res.best_step}
+        self._finish(k, layout, mask, init, threshold, res.final, None, seed, res.train, res.evals, best,
+                     time.perf_counter() - clock)
+
+    def _finish(self, k, layout, mask, init, threshold, mean, std, seed, train, evals, best, seconds):
+        """Store iteration k's results, the next ticket and the checkpoint in one commit. ``mean`` and ``std``
+        are host vectors over the active parameters (``std`` is None for gradient descent)."""
         cfg = self.cfg
-        mean = es.be.to_numpy(es.mean)
-        final_mean, final_std = self._full(layout, mean), self._full(layout, es.be.to_numpy(es.std))
+        final_mean = self._full(layout, mean)
+        final_std = None if std is None else self._full(layout, std)
         final = float(self.task.evaluate(self.net, layout, self._member(mean), seed=seed,
                                          generation=self.G - 1, backend=cfg["backend"])[0])
         test = evals[-1][1]
@@ -121,12 +147,15 @@ class Experiment:
                "best": best["score"], "test": test, "threshold": threshold,
                "seconds": seconds}
         nxt = None
-        if k < self.K:
+        if k < self.K and cfg.get("tickets_from"):
+            nxt = self._source_ticket(k + 1)
+        elif k < self.K:
             src_mean, src_std = (final_mean, final_std) if cfg["prune_from"] == "final" else (best["mean"], best["std"])
             nxt = prune.next_ticket(cfg["prune"], self.net, init=self._original_init(init, k),
-                                    mean=from_vector(self.spec, src_mean), std=from_vector(self.spec, src_std),
+                                    mean=from_vector(self.spec, src_mean),
+                                    std=None if src_std is None else from_vector(self.spec, src_std),
                                     mask=mask, iteration=k + 1, keep=cfg["keep"], seed=cfg["seed"],
-                                    snr_variance=cfg["snr_variance"])
+                                    snr_variance=cfg["snr_variance"], task=self.task)
 
         def write(f):
             g = f["iterations"][f"{k:03d}"]
@@ -136,7 +165,8 @@ class Experiment:
             for name, value in results.items():
                 if name in g:
                     del g[name]
-                g.create_dataset(name, data=value)
+                if value is not None:  # gradient descent has no search std
+                    g.create_dataset(name, data=value)
             g.attrs.update({**{n: v for n, v in row.items() if n not in ("iteration", "threshold")},
                             "seed": seed, "best_generation": best["generation"]})
             append_summary(f, row)
@@ -164,6 +194,12 @@ class Experiment:
                     {"iteration": k, "generation": generation, "seconds": seconds, "finished": False,
                      "best_score": best["score"], "best_generation": best["generation"]})
         write_strategy_state(f["checkpoint"], es.state_dict())
+
+    def _source_ticket(self, k) -> prune.Ticket:
+        """Iteration k's ticket of the transfer source run, as it was stored there."""
+        ticket = RunFile.open(self.cfg["tickets_from"]).iteration(k)
+        return prune.Ticket(from_vector(self.spec, ticket["init"]), self._mask(ticket["mask"]),
+                            float(ticket["threshold"]))
 
     def _original_init(self, init, k):
         """Rewinding goes to iteration 0's init (later tickets of the reinit/permute baselines differ)."""

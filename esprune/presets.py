@@ -34,6 +34,14 @@ PRESETS = {
                 "strategy_options": {"centered_rank": True, "lrate_init": 0.01, "lrate_decay": 0.999,
                                      "lrate_limit": 0.001, "sigma_init": 0.05, "sigma_decay": 0.999,
                                      "sigma_limit": 0.01, "mean_decay": 1e-4}}),
+    "gd-fashion-mnist": ("the paper's GD baseline on Fashion-MNIST: Adam lr 3e-4, batch 128, 2 epochs per "
+                         "iteration, magnitude IMP",
+                         {"task": "fashion_mnist", "trainer": "gd", "prune": "magnitude", "iterations": 20,
+                          "keep": 0.8, "gd_options": {"epochs": 2, "lr": 3e-4, "batch_size": 128}}),
+    "gd-cartpole": ("PPO on CartPole-v1 with magnitude IMP (200k steps per iteration, stops at a test return "
+                    "of 475)",
+                    {"task": "CartPole-v1", "trainer": "gd", "prune": "magnitude", "iterations": 20, "keep": 0.8,
+                     "gd_options": {"timesteps": 200_000, "target": 475.0}}),
 }
 
 

@@ -82,7 +82,10 @@ TICKETS = {
     "permute-permute": ("magnitude", "permute-mask"),  # "final_permute-ticket_permute"
     "mask-reinit": ("magnitude", "reinit"),
     "movement": ("movement", "rewind"),
+    "snip": ("snip", "rewind"),                     # gradient-based, at init (classification tasks)
+    "grasp": ("grasp", "rewind"),
 }
+GRADIENT = ("snip", "grasp")  # criteria that need the task's loss (esprune.gd.criteria)
 ALIASES = {"final-ticket": "magnitude", "sig2noise": "snr", "final-ticket_permute": "magnitude-permute",
            "final_permute-ticket_permute": "permute-permute"}
 
@@ -94,16 +97,22 @@ def canonical(kind: str) -> str:
     return kind
 
 
-def next_ticket(kind: str, net, *, init: dict, mean: dict, std: dict, mask: Mask, iteration: int, keep: float,
-                seed: int, snr_variance: bool = False) -> Ticket:
+def next_ticket(kind: str, net, *, init: dict, mean: dict, std: dict | None, mask: Mask, iteration: int,
+                keep: float, seed: int, snr_variance: bool = False, task=None) -> Ticket:
     """The ticket of IMP iteration ``iteration`` (≥ 1) from the network trained at ``iteration − 1``.
 
-    ``init`` is the original initialization (iteration 0), ``mean``/``std`` the trained search distribution.
+    ``init`` is the original initialization (iteration 0), ``mean``/``std`` the trained search distribution
+    (``std`` None for gradient descent); ``task`` supplies the loss of the gradient criteria (SNIP, GraSP).
     """
     criterion, make_init = TICKETS[canonical(kind)]
     spec = net.spec
-    score = scores(criterion, spec, mean=mean, std=std, init=init, seed=seed, iteration=iteration,
-                   snr_variance=snr_variance)
+    if criterion in GRADIENT:
+        from .gd import criteria
+
+        score = criteria.scores(criterion, task, net, mask, init, seed)
+    else:
+        score = scores(criterion, spec, mean=mean, std=std, init=init, seed=seed, iteration=iteration,
+                       snr_variance=snr_variance)
     new_mask, threshold = prune_to(score, mask, kept_after(spec.prunable_size, keep, iteration))
     rng = np.random.default_rng([seed, iteration, 0x7E5])
     if make_init == "rewind":

@@ -21,9 +21,27 @@ def table(rows: list[dict]) -> str:
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells)
 
 
+def trainer(config: dict) -> str:
+    """Who trained the tickets: the strategy's name, or "gd" (older run files have no trainer key)."""
+    return "gd" if config.get("trainer", "es") == "gd" else config["strategy"]
+
+
+def setting(config: dict) -> str:
+    """One line saying what a run does."""
+    if config.get("trainer", "es") == "gd":
+        opts = ", ".join(f"{k}={v}" for k, v in config.get("gd_options", {}).items())
+        how = f"gd{f' ({opts})' if opts else ''}"
+    else:
+        how = f"{config['strategy']} · P={config['popsize']} · {config['generations']} generations"
+    source = f" · tickets from {config['tickets_from']}" if config.get("tickets_from") else ""
+    return f"{config['task']} · {how} · {config['prune']}{source} · seed {config['seed']}"
+
+
 def label(config: dict, vary: set) -> str:
-    """A curve's name: the pruning method, plus whatever else differs between the runs shown."""
-    parts = [config["prune"]] + [str(config[key]) for key in ("strategy", "task") if key in vary]
+    """A curve's name: the pruning method (or the transfer), plus whatever else differs between the runs shown."""
+    method = f"transfer → {trainer(config)}" if config.get("tickets_from") else config["prune"]
+    parts = [method] + [trainer(config) if key == "trainer" else str(config[key])
+                        for key in ("trainer", "task") if key in vary and not config.get("tickets_from")]
     return " / ".join(parts)
 
 
@@ -41,7 +59,8 @@ def figure(paths, out, metric: str = "test") -> dict:
         raise UserError("esprune report needs matplotlib: pip install 'esprune[plot]'") from None
     runs = [RunFile.open(p) for p in paths]
     configs = [r.config for r in runs]
-    vary = {key for key in ("strategy", "task") if len({c[key] for c in configs}) > 1}
+    vary = {key for key, values in (("trainer", {trainer(c) for c in configs}), ("task", {c["task"] for c in configs}))
+            if len(values) > 1}
     groups = defaultdict(list)
     for run, cfg in zip(runs, configs):
         rows = run.summary()
@@ -64,7 +83,7 @@ def figure(paths, out, metric: str = "test") -> dict:
     ax.invert_xaxis()
     ax.set_xlabel("weights remaining (%)")
     ax.set_ylabel(f"{metric} score")
-    ax.set_title(", ".join(sorted({f"{c['task']} · {c['strategy']}" for c in configs})))
+    ax.set_title(", ".join(sorted({f"{c['task']} · {trainer(c)}" for c in configs})))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -153,6 +153,15 @@ class RunFile:
             return {**{name: g[name][()] for name in g}, **dict(g.attrs)}
         return self._read(read)
 
+    def tickets(self) -> int:
+        """How many consecutive iterations, from 0, have a ticket (init and mask) stored."""
+        def count(f):
+            n = 0
+            while f"{n:03d}" in f["iterations"] and "mask" in f["iterations"][f"{n:03d}"]:
+                n += 1
+            return n
+        return self._read(count)
+
     def checkpoint(self) -> dict | None:
         def read(f):
             if "checkpoint" not in f:

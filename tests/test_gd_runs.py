@@ -1,0 +1,130 @@
+"""Gradient descent inside the IMP loop: run files like ES ones, transfer of tickets, SNIP/GraSP scores."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from esprune import config, tasks
+from esprune.errors import ConfigError
+from esprune.gd import criteria
+from esprune.gd.objective import Objective
+from esprune.imp import Experiment
+from esprune.params import Layout, Mask
+from esprune.store import RunFile
+
+TINY_BLOBS = {"n_train": 512, "n_test": 200, "size": 12, "batch_size": 128}
+GD = {"task": "blobs", "task_options": TINY_BLOBS, "trainer": "gd", "prune": "magnitude", "iterations": 2,
+      "keep": 0.5, "gd_options": {"epochs": 1, "batch_size": 64}}
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_gd_run_file_reads_like_an_es_run(tmp_path):
+    toml = tmp_path / "gd.toml"
+    toml.write_text('task = "blobs"\niterations = 2\nkeep = 0.5\n[task_options]\n'
+                    + "".join(f"{k} = {v}\n" for k, v in TINY_BLOBS.items()))
+    out = tmp_path / "gd.h5"
+    result = invoke("run", toml, "--trainer", "gd", "--prune", "magnitude", "--gd-option", "epochs=2", "--gd-option", "lr=0.003",
+                    "--gd-option", "batch_size=64", "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(invoke("show", out, "--json").output)
+    assert [r["iteration"] for r in rows] == [0, 1, 2]
+    assert rows[2]["sparsity"] == pytest.approx(0.75, abs=1e-3) and rows[0]["test"] > 0.5
+    run = RunFile.open(out)
+    it = run.iteration(1)
+    assert "final_std" not in it and it["train"].shape == (16, 2) and it["evals"].shape == (2, 2)
+    assert "gd (batch_size=64, epochs=2, lr=0.003)" in invoke("show", out).output
+    pytest.importorskip("matplotlib")
+    fig = tmp_path / "r.png"
+    assert invoke("report", out, "-o", fig).exit_code == 0 and fig.stat().st_size > 0
+
+
+def test_gd_magnitude_ticket_prunes_the_trained_weights(tmp_path):
+    exp = Experiment.start(config.resolve(GD), tmp_path / "gd.h5")
+    exp.execute()
+    run = RunFile.open(tmp_path / "gd.h5")
+    spec = run.spec
+    trained = run.iteration(0)["final_mean"]
+    prunable = np.concatenate([np.full(t.size, t.prunable) for t in spec])
+    kept = run.iteration(1)["mask"].astype(bool) & prunable
+    # the surviving weights are exactly the half with the largest trained magnitude
+    assert np.abs(trained[kept]).min() >= np.abs(trained[prunable & ~kept]).max()
+    np.testing.assert_array_equal(run.iteration(1)["init"], run.iteration(0)["init"])  # rewound
+
+
+def test_gd_runs_are_deterministic(tmp_path):
+    a = Experiment.start(config.resolve({**GD, "iterations": 1}), tmp_path / "a.h5").execute()
+    b = Experiment.start(config.resolve({**GD, "iterations": 1}), tmp_path / "b.h5").execute()
+    assert [(r["test"], r["final"]) for r in a] == [(r["test"], r["final"]) for r in b]
+
+
+def test_transfer_trains_the_source_tickets(tmp_path):
+    src = tmp_path / "src.h5"
+    Experiment.start(config.resolve({**GD, "prune": "random-reinit"}), src).execute()
+    out = tmp_path / "tr.h5"
+    result = invoke("transfer", src, "--trainer", "gd", "--gd-option", "epochs=1", "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    source, target = RunFile.open(src), RunFile.open(out)
+    assert target.config["tickets_from"] == str(src) and len(target.summary()) == 3
+    for k in range(3):
+        np.testing.assert_array_equal(target.iteration(k)["mask"], source.iteration(k)["mask"])
+        np.testing.assert_array_equal(target.iteration(k)["init"], source.iteration(k)["init"])
+
+
+def test_transfer_refuses_another_network(tmp_path):
+    src = tmp_path / "src.h5"
+    Experiment.start(config.resolve({**GD, "iterations": 0}), src).execute()
+    result = CliRunner().invoke(cli, ["transfer", str(src), "--task", "CartPole-v1", "--trainer", "gd",
+                                      "--out", str(tmp_path / "x.h5")])
+    assert result.exit_code == 2 and "same network shape" in result.output
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"prune": "snr"}, "search std"),
+    ({"gd_options": {"epochz": 2}}, "unknown option"),
+    ({"trainer": "sgd"}, "trainer must be"),
+    ({"trainer": "es"}, "gd_options are given"),
+    ({"task": "CartPole-v1", "task_options": {}, "prune": "snip", "gd_options": {}}, "supervised loss"),
+])
+def test_bad_gd_configs_are_named(bad, message):
+    with pytest.raises(ConfigError, match=message):
+        config.resolve({**GD, **bad})
+
+
+def _blobs_objective(loss="cross_entropy"):
+    task = tasks.make("blobs", **TINY_BLOBS)
+    net = task.default_net()
+    xtr, ytr, _, _ = task.prepare()
+    idx = task.batch(0, 0)
+    init = net.init(0)
+    layout = Layout(net.spec, Mask.dense(net.spec))
+    theta = layout.flatten({n: v.astype(np.float64) for n, v in init.items()})
+    return task, net, init, layout, Objective(net, layout, xtr[idx], ytr[idx], loss), theta
+
+
+def test_snip_is_weight_times_gradient():
+    task, net, init, layout, obj, theta = _blobs_objective()
+    s = criteria.scores("snip", task, net, Mask.dense(net.spec), init, seed=0)
+    expect = layout.unflatten(np.abs(theta * obj.grad(theta)))
+    for n in net.spec.prunable_names:
+        np.testing.assert_allclose(s[n], expect[n], rtol=1e-10)
+
+
+def test_grasp_hessian_gradient_product_matches_second_differences_of_the_loss():
+    task, net, init, layout, obj, theta = _blobs_objective(criteria._tempered_cross_entropy)
+    s = layout.flatten(criteria.scores("grasp", task, net, Mask.dense(net.spec), init, seed=0))
+    g = obj.grad(theta)
+    hg = s / theta  # θ ⊙ Hg, so Hg wherever θ ≠ 0 (every active weight and bias at this init)
+    rng = np.random.default_rng(0)
+    h = 1e-3
+    gn = g / np.linalg.norm(g)
+    for _ in range(3):
+        w = rng.standard_normal(theta.size)
+        w /= np.linalg.norm(w)
+        second = (obj.value(theta + h * w + h * gn) - obj.value(theta + h * w - h * gn)
+                  - obj.value(theta - h * w + h * gn) + obj.value(theta - h * w - h * gn)) / (4 * h * h)
+        assert w @ hg == pytest.approx(second * np.linalg.norm(g), rel=2e-3, abs=1e-9)
