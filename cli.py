@@ -279,6 +279,107 @@ def report(run_files, out, metric):
     click.echo(f"wrote {out}: " + ", ".join(curves))
 
 
+# ---------------------------------------------------------------------------------------------- analyses
+def _write_outputs(result, prefix, draw, what):
+    """The numbers to PREFIX.json and, with the plot extra, the figure to PREFIX.png."""
+    from esprune.analysis import output
+
+    path = output.write_json(result, prefix)
+    plt = output.pyplot()
+    if plt is None:
+        click.echo(f"wrote {path} (no figure: install the plot extra, pip install 'esprune[plot]')", err=True)
+        return
+    draw(f"{prefix}.png", plt)
+    click.echo(f"wrote {path} and {prefix}.png ({what})", err=True)
+
+
+@cli.command()
+@click.argument("run_a", type=click.Path(dir_okay=False))
+@click.argument("run_b", required=False, type=click.Path(dir_okay=False))
+@click.option("--iteration", type=int, help="Compare the two runs at this iteration only (default: every common one).")
+@click.option("--consecutive", is_flag=True, help="Compare consecutive iterations k, k+1 of RUN_A.")
+@click.option("--points", default=25, show_default=True, type=click.IntRange(3), help="α grid points on [0, 1].")
+@click.option("--out", "prefix", type=click.Path(dir_okay=False),
+              help="Write PREFIX.json and PREFIX.png (default: RUN_A's name + '-connect').")
+@click.option("--backend", default="numba", show_default=True, type=click.Choice(_backend.CHOICES))
+def connect(run_a, run_b, iteration, consecutive, points, prefix, backend):
+    """Linear mode connectivity: training loss and test score along θ(α) = (1−α)·θa + α·θb.
+
+    Pairs: two runs (two seeds, or ES vs GD) at every common iteration or at --iteration; or --consecutive
+    iterations of one run. Networks with different masks are interpolated as whole vectors (pruned entries
+    0) and evaluated dense. The score barrier is the largest drop of the test score below the straight line
+    between the ends (0 = linearly connected); the loss barrier likewise for the loss.
+    """
+    from esprune.analysis import connectivity, output
+
+    pairs = connectivity.pairs(run_a, run_b, iteration, consecutive)
+    results = []
+    with click.progressbar(pairs, label="connect", file=sys.stderr) as bar:
+        for a, b in bar:
+            results.append(connectivity.connect(a, b, points, backend))
+    click.echo(output.table(connectivity.rows(results), connectivity.COLUMNS))
+    prefix = prefix or output.default_prefix(run_a, "connect")
+    _write_outputs({"pairs": results}, prefix, lambda out, plt: connectivity.figure(results, out, plt),
+                   "score and loss along each path")
+
+
+@cli.command()
+@click.argument("run_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--iteration", "iterations", multiple=True, type=int,
+              help="Iterations to analyse (repeatable; default: every finished one).")
+@click.option("--top-k", default=3, show_default=True, type=click.IntRange(1), help="Hessian eigenvalues to find.")
+@click.option("--probes", default=20, show_default=True, type=click.IntRange(2), help="Hutchinson probes for the trace.")
+@click.option("--batch", default=512, show_default=True, type=click.IntRange(1),
+              help="Training examples in the Hessian's loss (a fixed seeded batch).")
+@click.option("--samples", default=32, show_default=True, type=click.IntRange(1),
+              help="Random perturbations per radius of the sharpness profile.")
+@click.option("--out", "prefix", type=click.Path(dir_okay=False),
+              help="Write PREFIX.json and PREFIX.png (default: the first run's name + '-flatness').")
+@click.option("--backend", default="numba", show_default=True, type=click.Choice(_backend.CHOICES))
+def flatness(run_files, iterations, top_k, probes, batch, samples, prefix, backend):
+    """Curvature of the training loss at each solution: top Hessian eigenvalues (Lanczos on exact-gradient
+    Hessian-vector products), the Hutchinson trace ± its standard error, and the mean loss increase under
+    N(0, r²) perturbations of the active parameters. Give ES and GD runs together to compare them.
+
+    Eigenvalues and trace need a supervised loss (classification tasks); control runs get the sharpness
+    profile only.
+    """
+    from esprune.analysis import flatness as _flatness
+    from esprune.analysis import output
+    from esprune.analysis.solutions import finished_iterations, load
+
+    jobs = [(path, k) for path in run_files for k in (iterations or finished_iterations(path))]
+    results = []
+    with click.progressbar(jobs, label="flatness", file=sys.stderr, item_show_func=lambda j: j and f"{j[0]}@{j[1]}") as bar:
+        for path, k in bar:
+            results.append(_flatness.analyze(load(path, k), top_k, probes, batch, samples=samples, backend=backend))
+    click.echo(output.table(_flatness.rows(results), _flatness.columns(results)))
+    notes = {r.get("note") for r in results} - {None}
+    for note in notes:
+        click.echo(note, err=True)
+    prefix = prefix or output.default_prefix(run_files[0], "flatness")
+    _write_outputs({"solutions": results}, prefix, lambda out, plt: _flatness.figure(results, out, plt),
+                   "top eigenvalue vs sparsity, sharpness profiles")
+
+
+@cli.command("snr")
+@click.argument("run_file", type=click.Path(dir_okay=False))
+@click.option("--out", "prefix", type=click.Path(dir_okay=False),
+              help="Write PREFIX.json and PREFIX.png (default: the run's name + '-snr').")
+def snr_study(run_file, prefix):
+    """How SNR pruning differs from magnitude pruning in an ES run, per iteration: both thresholds, the
+    Jaccard overlap of the weights each would keep, the correlation of |μ| and σ, per-layer counts (JSON) and
+    the SNR distribution of kept and pruned weights."""
+    from esprune.analysis import output
+    from esprune.analysis import snr as _snr
+
+    results = _snr.study(run_file)
+    click.echo(output.table(results, _snr.COLUMNS))
+    prefix = prefix or output.default_prefix(run_file, "snr")
+    _write_outputs({"run": run_file, "iterations": results}, prefix,
+                   lambda out, plt: _snr.figure(results, out, plt), "overlap per iteration, SNR histograms")
+
+
 @cli.group()
 def data():
     """The MNIST-family data files: check what is there, fetch what is missing."""

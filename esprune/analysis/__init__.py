@@ -1,0 +1,1 @@
+"""Analyses of trained tickets: linear mode connectivity, flatness (Hessian spectra, sharpness), the SNR study."""

@@ -1,0 +1,120 @@
+"""Flatness of a solution: top Hessian eigenvalues and trace of the training loss over its active parameters,
+and a black-box sharpness profile.
+
+Curvature uses the GD reference's Hessian-vector products (central differences of exact gradients) inside a
+scipy ``LinearOperator``: Lanczos (``eigsh``) for the top eigenvalues, Hutchinson's estimator for the trace.
+Both need a supervised loss, so they exist for classification tasks only. The sharpness profile needs no
+gradient: the mean loss increase when every active parameter is perturbed by N(0, r²) (the ES's own kind of
+noise), evaluated for all perturbations at once as one population; it works for every task.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator, eigsh
+
+from ..gd.objective import Objective
+from .solutions import Solution
+
+RADII = (0.001, 0.003, 0.01, 0.03, 0.1)
+
+
+def top_eigenvalues(hvp, dim: int, k: int = 3, tol: float = 1e-6, seed: int = 0) -> np.ndarray:
+    """The ``k`` algebraically largest eigenvalues (descending) of the symmetric operator ``v ↦ hvp(v)``."""
+    k = min(int(k), dim - 1)
+    op = LinearOperator((dim, dim), matvec=lambda v: hvp(np.asarray(v, np.float64).reshape(-1)), dtype=np.float64)
+    v0 = np.random.default_rng([seed, 0xE16]).standard_normal(dim)
+    values = eigsh(op, k=k, which="LA", tol=tol, v0=v0, return_eigenvectors=False)
+    return np.sort(values)[::-1]
+
+
+def hutchinson_trace(hvp, dim: int, probes: int = 20, seed: int = 0) -> tuple[float, float]:
+    """tr(H) ≈ mean of zᵀHz over Rademacher z, with its standard error (sample std / √probes)."""
+    rng = np.random.default_rng([seed, 0x7ACE])
+    samples = np.array([z @ hvp(z) for z in rng.choice([-1.0, 1.0], size=(int(probes), dim))])
+    stderr = float(samples.std(ddof=1) / np.sqrt(len(samples))) if len(samples) > 1 else float("nan")
+    return float(samples.mean()), stderr
+
+
+def sharpness(loss, theta, radii=RADII, samples: int = 32, seed: int = 0) -> list[dict]:
+    """Mean (and std) increase of ``loss`` (population → losses) under N(0, r²) perturbations of ``theta``."""
+    rng = np.random.default_rng([seed, 0x5A4])
+    base = float(loss(theta[None])[0])
+    out = []
+    for r in radii:
+        pop = theta[None] + r * rng.standard_normal((int(samples), theta.size))
+        rise = np.asarray(loss(pop), np.float64) - base
+        out.append({"radius": float(r), "mean_increase": float(rise.mean()), "std_increase": float(rise.std())})
+    return out
+
+
+def analyze(sol: Solution, top_k: int = 3, probes: int = 20, batch: int = 512, radii=RADII, samples: int = 32,
+            backend: str = "numba") -> dict:
+    """Curvature (classification) and the sharpness profile of one solution."""
+    task, net, layout, theta = sol.task, sol.net, sol.layout, sol.theta
+    seed = int(sol.config["seed"])
+
+    def loss(pop):
+        return -task.evaluate(net, layout, pop.astype(np.float32), seed=seed, generation=0, backend=backend)
+
+    result = {"run": sol.path, "iteration": sol.iteration, "trainer": sol.trainer, "sparsity": sol.sparsity,
+              "active": layout.dim, "loss": float(loss(theta[None])[0]),
+              "sharpness": sharpness(loss, theta, radii, samples, seed)}
+    if task.kind == "classify":
+        xtr, ytr, _, _ = task.prepare()
+        idx = task.batch(seed, 0)[:batch]
+        obj = Objective(net, layout, xtr[idx], ytr[idx])
+        result["eigenvalues"] = top_eigenvalues(lambda v: obj.hvp(theta, v), layout.dim, top_k, seed=seed).tolist()
+        result["trace"], result["trace_stderr"] = hutchinson_trace(lambda v: obj.hvp(theta, v), layout.dim,
+                                                                   probes, seed)
+        result["hessian_batch"] = int(len(idx))
+    else:
+        result["eigenvalues"], result["trace"], result["trace_stderr"] = None, None, None
+        result["note"] = "Hessian needs a supervised loss: control tasks get the sharpness profile only"
+    return result
+
+
+def rows(results) -> list[dict]:
+    out = []
+    for r in results:
+        row = {k: r[k] for k in ("iteration", "trainer", "sparsity", "active", "loss", "trace", "trace_stderr")}
+        row["lambda_max"] = r["eigenvalues"][0] if r["eigenvalues"] else None
+        for s in r["sharpness"]:
+            row[f"rise@{s['radius']:g}"] = s["mean_increase"]
+        out.append(row)
+    return out
+
+
+def columns(results):
+    base = [("iteration", "iter", "{:d}"), ("trainer", "trainer", "{}"), ("sparsity", "sparsity", "{:.4f}"),
+            ("active", "active", "{:d}"), ("loss", "loss", "{:.4g}"), ("lambda_max", "λmax", "{:.4g}"),
+            ("trace", "trace", "{:.4g}"), ("trace_stderr", "±", "{:.2g}")]
+    radii = [s["radius"] for s in results[0]["sharpness"]] if results else []
+    return base + [(f"rise@{r:g}", f"Δloss r={r:g}", "{:.3g}") for r in radii]
+
+
+def figure(results, out, plt) -> None:
+    fig, (ax_e, ax_s) = plt.subplots(1, 2, figsize=(10, 4))
+    by_run = {}
+    for r in results:
+        by_run.setdefault((r["run"], r["trainer"]), []).append(r)
+    for (run, trainer), rs in by_run.items():
+        density = [100 * (1 - r["sparsity"]) for r in rs]
+        if rs[0]["eigenvalues"]:
+            ax_e.plot(density, [r["eigenvalues"][0] for r in rs], marker="o", label=f"{trainer}: {run}")
+        for r in rs:
+            ax_s.plot([s["radius"] for s in r["sharpness"]], [s["mean_increase"] for s in r["sharpness"]],
+                      marker="o", ms=3, label=f"{trainer} it {r['iteration']}")
+    ax_e.set_xscale("log")
+    ax_e.invert_xaxis()
+    ax_e.set_xlabel("weights remaining (%)")
+    ax_e.set_ylabel("top Hessian eigenvalue")
+    ax_s.set_xscale("log")
+    ax_s.set_xlabel("perturbation std r")
+    ax_s.set_ylabel("mean loss increase")
+    for ax in (ax_e, ax_s):
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
