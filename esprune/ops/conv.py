@@ -18,6 +18,9 @@ import numpy as np
 from . import cuda
 
 
+_VEC = 16  # float32 lanes of one AVX-512 register: the numba accumulate loops run in whole multiples of it
+
+
 @dataclass(frozen=True)
 class Taps:
     """The active taps of one conv weight, grouped by output channel (host arrays, int32)."""
@@ -63,33 +66,42 @@ def conv_block(x, theta, taps, b_off: int, pad: int, pool: int, backend):
              *taps, np.int64(b_off), np.int32(pad), np.int32(pool), np.int32(P), np.int32(B), np.int32(C_out),
              np.int32(H // pool), np.int32(W // pool), out))
     else:
-        _conv_block_numba(x, theta, *taps, b_off, pad, pool, out)
+        # Zero-pad once, so that every tap's update is one contiguous run over the padded row stride; the
+        # slack after the last plane lets that run be a whole number of SIMD vectors (no scalar remainder).
+        Hp, Wp = H + 2 * pad, W + 2 * pad
+        xpad = np.zeros((Px, B, C_in * Hp * Wp + _VEC), dtype=np.float32)
+        xpad[:, :, :C_in * Hp * Wp].reshape(Px, B, C_in, Hp, Wp)[:, :, :, pad:pad + H, pad:pad + W] = x
+        _conv_block_numba(xpad, theta, *taps, b_off, H, W, Hp, Wp, pool, out)
     return out
 
 
 @numba.njit(parallel=True, cache=True)
-def _conv_block_numba(x, theta, ptr, ci, dy, dx, src, b_off, pad, pool, out):
+def _conv_block_numba(xpad, theta, ptr, ci, dy, dx, src, b_off, H, W, Hp, Wp, pool, out):
+    """``xpad`` ``(Px, B, C_in·Hp·Wp + slack)``: zero-padded planes. The accumulator keeps the padded row
+    stride Wp, so tap (ci, dy, dx) adds w · xpad[ci·Hp·Wp + dy·Wp + dx + i] for every i in one unit-stride
+    loop of (H − 1)·Wp + W elements rounded up to whole vectors (the extra columns are computed and never
+    read; the last run ends inside the slack). A tap over the zero border adds w·0, so every sum runs over
+    the same taps in the same order as the CUDA kernel (which skips the border instead)."""
     P, B, C_out, Ho, Wo = out.shape
-    H, W = x.shape[3], x.shape[4]
+    plane = Hp * Wp
+    n = -(-((H - 1) * Wp + W) // _VEC) * _VEC
     for t in numba.prange(P * B):
         p, b = t // B, t % B
-        xi = x[0, b] if x.shape[0] == 1 else x[p, b]
-        acc = np.empty((H, W), dtype=np.float32)
+        xi = xpad[0 if xpad.shape[0] == 1 else p, b]  # one index expression: numba keeps the row contiguous
+        acc = np.empty(n, dtype=np.float32)
         for co in range(C_out):
             acc[:] = np.float32(0.0)
             for k in range(ptr[co], ptr[co + 1]):
                 w = theta[p, src[k]]
-                oy, ox = dy[k] - pad, dx[k] - pad
-                plane = xi[ci[k]]
-                for y in range(max(0, -oy), min(H, H - oy)):
-                    row, src_row = acc[y], plane[y + oy]
-                    for xx in range(max(0, -ox), min(W, W - ox)):  # contiguous: vectorizes
-                        row[xx] += w * src_row[xx + ox]
+                base = ci[k] * plane + dy[k] * Wp + dx[k]
+                run = xi[base:base + n]  # a slice, indexed from 0: no wraparound check, so the loop vectorizes
+                for i in range(n):
+                    acc[i] += w * run[i]
             bias = theta[p, b_off + co]
             for qy in range(Ho):
                 for qx in range(Wo):
-                    m = acc[qy * pool, qx * pool]
+                    m = acc[qy * pool * Wp + qx * pool]
                     for py in range(pool):
                         for px in range(pool):
-                            m = max(m, acc[qy * pool + py, qx * pool + px])
+                            m = max(m, acc[(qy * pool + py) * Wp + qx * pool + px])
                     out[p, b, co, qy, qx] = max(m + bias, np.float32(0.0))
