@@ -39,6 +39,8 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/esprune bench forward --out bench-forward.json
 	$(VENV)/bin/esprune bench tasks --out bench-tasks.json
+	$(VENV)/bin/esprune bench generation --out bench-generation.json
+	$(VENV)/bin/esprune bench imp --out bench-imp.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

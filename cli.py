@@ -464,6 +464,40 @@ def bench_tasks(repeats, as_json, out):
     _emit(result, as_json, out, _bench.render_tasks)
 
 
+@bench.command("generation")
+@click.option("--backend", "backends", multiple=True, type=click.Choice(["numba", "cupy"]),
+              help="Backends to measure (repeatable); default: numba and, when usable, cupy.")
+@click.option("--workload", "workloads", multiple=True, type=click.Choice(["W1", "W2"]),
+              help="W1: CartPole-v1, 4-64-64-2 tanh, Sep-CMA-ES, P=100, 8 episodes; W2: the MNIST CNN, SNES, "
+                   "P=128, batch 1024 (synthetic images). Default both.")
+@click.option("--repeats", default=3, show_default=True, type=click.IntRange(1), help="Timed generations per row.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Also write the JSON result here.")
+def bench_generation(backends, workloads, repeats, as_json, out):
+    """Seconds per ES generation (ask → evaluate → tell) at density 1.0 and at IMP iteration 10's (0.8**10),
+    with sparse/dense and GPU/CPU ratios and the fraction of the matmul peak (W2)."""
+    from esprune import bench_generation as _bench
+
+    with click.progressbar(length=1, label="bench generation", file=sys.stderr) as bar:
+        def progress(done, total, row):
+            bar.length = total
+            bar.update(done - bar.pos)
+        result = _bench.generation(backends or None, repeats=repeats, workloads=workloads or ("W1", "W2"),
+                                   progress=progress)
+    _emit(result, as_json, out, _bench.render)
+
+
+@bench.command("imp")
+@click.option("--repeats", default=1, show_default=True, type=click.IntRange(1), help="Runs to time.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a line.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Also write the JSON result here.")
+def bench_imp(repeats, as_json, out):
+    """The whole IMP loop: the demo preset cut to 3 iterations (checkpoints, test scores and pruning included)."""
+    from esprune import bench_generation as _bench
+
+    _emit(_bench.imp(repeats), as_json, out, _bench.render_imp)
+
+
 def _emit(result, as_json, out, render):
     text = json.dumps(result, indent=2)
     if out:

@@ -67,3 +67,15 @@ def test_tasks_and_bench_tasks(tmp_path):
     assert run("bench", "tasks", "--repeats", "1", "--out", str(out)).exit_code == 0
     rows = json.loads(out.read_text())["rows"]
     assert [r["path"] for r in rows] == ["reference", "fused"] and rows[0]["steps"] == rows[1]["steps"] > 0
+
+
+def test_bench_generation_and_imp_json(tmp_path):
+    out = tmp_path / "g.json"
+    assert run("bench", "generation", "--workload", "W1", "--repeats", "1", "--out", str(out)).exit_code == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["density"] for r in rows] == [1.0, 0.8**10] and all(r["env_steps"] > 0 for r in rows)
+    assert "speedup_vs_dense" in rows[1] and rows[0]["dim"] > rows[1]["dim"]
+    out = tmp_path / "i.json"
+    assert run("bench", "imp", "--out", str(out)).exit_code == 0
+    row = json.loads(out.read_text())["rows"][0]
+    assert len(row["iteration_seconds"]) == 3 and row["seconds_per_generation"] > 0
