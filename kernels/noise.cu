@@ -28,3 +28,32 @@ extern "C" __global__ void gaussian(const unsigned int* members, int n_rows, int
     float* dst = out + (long long)row * dim + 4LL * blk;
     for (int w = 0; w < 4 && 4 * blk + w < dim; ++w) dst[w] = z[w];
 }
+
+// Weighted moments of regenerated noise rows, for the ES updates: s1[j] = sum_r w1[r] z[r][j] and
+// s2[j] = sum_r w2[r] z[r][j]^2 (double sums, rows in ascending order). One thread per block of 4 columns
+// loops over the rows, so the (rows, dim) noise matrix never exists. Numba twin: _moments_numba.
+extern "C" __global__ void noise_moments(const unsigned int* members, int n_rows, int dim,
+                                         unsigned int seed, unsigned int generation, unsigned int stream,
+                                         const double* w1, const double* w2, double* s1, double* s2) {
+    const int blocks = (dim + 3) / 4;
+    const int blk = blockIdx.x * blockDim.x + threadIdx.x;
+    if (blk >= blocks) return;
+    double a[4] = {0.0, 0.0, 0.0, 0.0}, b[4] = {0.0, 0.0, 0.0, 0.0};
+    for (int row = 0; row < n_rows; ++row) {
+        const uint4x32 r = philox4x32_10((unsigned int)blk, members[row], stream, 0u, seed, generation);
+        float z[4];
+        box_muller(r.v[0], r.v[1], &z[0], &z[1]);
+        box_muller(r.v[2], r.v[3], &z[2], &z[3]);
+        const double u = w1[row], v = w2[row];
+#pragma unroll
+        for (int w = 0; w < 4; ++w) {
+            const double x = (double)z[w];
+            a[w] += u * x;
+            b[w] += v * x * x;
+        }
+    }
+    for (int w = 0; w < 4 && 4 * blk + w < dim; ++w) {
+        s1[4 * blk + w] = a[w];
+        s2[4 * blk + w] = b[w];
+    }
+}

@@ -105,3 +105,25 @@ def test_cupy_equals_numba(cupy_backend, dim):
     g = noise.gaussian(8, 4, members, dim, backend="numba")
     h = noise.gaussian(8, 4, members, dim, backend=cupy_backend)
     np.testing.assert_allclose(g, cupy_backend.to_numpy(h), rtol=2e-6, atol=2e-6)
+
+
+@pytest.mark.parametrize("dim", [1, 6, 1000 + 3])
+def test_moments_numba_equal_the_matrix_reference(dim, rng):
+    members = np.array([0, 4, 9, 2**20], dtype=np.uint32)
+    w1, w2 = rng.standard_normal(4), rng.standard_normal(4)
+    ref1, ref2 = noise.moments(7, 3, members, w1, w2, dim, backend="numpy")
+    z = noise.gaussian(7, 3, members, dim).astype(np.float64)  # the obvious way: the whole matrix
+    np.testing.assert_allclose(ref1, w1 @ z, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ref2, w2 @ (z * z), rtol=1e-12, atol=1e-12)
+    s1, s2 = noise.moments(7, 3, members, w1, w2, dim, backend="numba")
+    np.testing.assert_allclose(s1, ref1, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(s2, ref2, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_moments_kernel_equals_numba_twin(cupy_backend, rng):
+    w1, w2 = rng.standard_normal(64), rng.standard_normal(64)
+    s1, s2 = noise.moments(5, 11, 64, w1, w2, 4099, backend="numba")
+    g1, g2 = noise.moments(5, 11, 64, cupy_backend.asarray(w1), cupy_backend.asarray(w2), 4099, backend=cupy_backend)
+    np.testing.assert_allclose(cupy_backend.to_numpy(g1), s1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cupy_backend.to_numpy(g2), s2, rtol=1e-5, atol=1e-6)

@@ -280,3 +280,19 @@ def test_sgd_with_momentum_instead_of_adam(rng):
     np.testing.assert_allclose(s.adam_m, 0.9 * g + g2, rtol=1e-10)
     with pytest.raises(UserError, match="optimizer"):
         strategies.make("pgpe", D, P, opt="rmsprop").tell(np.zeros(P), population=np.zeros((P, D)))
+
+
+@pytest.mark.parametrize("name", ["open_es", "pgpe", "snes", "sep_cma_es", "des"])
+def test_update_from_regenerated_noise_equals_update_from_the_population(name, rng):
+    """tell() after ask() sums counter-regenerated ε (no stored matrix); tell(population=...) recovers ε from
+    the members. Both must give the same step (to the float32 rounding of the members)."""
+    d, P = 300, 16
+    a = strategies.make(name, d, P, seed=4, backend="numba")
+    b = strategies.make(name, d, P, seed=4, backend="numba")
+    a.mean = b.mean = rng.standard_normal(d)
+    pop = a.ask()
+    fitness = rng.standard_normal(P)
+    a.tell(fitness)
+    b.tell(fitness, population=pop)
+    np.testing.assert_allclose(a.mean, b.mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.std, b.std, rtol=1e-5, atol=1e-7)

@@ -19,9 +19,9 @@ class DES(GaussianStrategy):
         w = xp.exp(logits - logits.max())
         self.weights = w / w.sum()
 
-    def _update(self, eps, pop, loss, order):
-        x, w = pop[order], self.weights
-        old = self.mean
-        self._mean = old + self.hp["lrate_mean"] * (w @ x - old)
-        weighted_std = (w @ (x - old) ** 2 + 1e-6) ** 0.5
+    def _update(self, pop, loss, order):
+        # x_k − m = σ ⊙ ε_k and Σ w = 1, so w @ x − m = σ ⊙ Σ w ε and w @ (x − m)² = σ² ⊙ Σ w ε²
+        s1, s2 = self._moments(self._ranked(order, self.weights))
+        self._mean = self.mean + self.hp["lrate_mean"] * self.sigma * s1
+        weighted_std = (self.sigma**2 * s2 + 1e-6) ** 0.5
         self.sigma = self.sigma + self.hp["lrate_sigma"] * (weighted_std - self.sigma)

@@ -16,9 +16,9 @@ class OpenES(GaussianStrategy):
         self.sigma, self.lrate = float(self.hp["sigma_init"]), float(self.hp["lrate_init"])
         self.adam_m, self.adam_v = self.xp.zeros(self.dim), self.xp.zeros(self.dim)
 
-    def _update(self, eps, pop, loss, order):
+    def _update(self, pop, loss, order):
         hp = self.hp
-        grad = eps.T @ loss / (self.popsize * self.sigma)  # g = Σ f̃_i z_i / (Pσ), loss sign
+        grad = self._moments(loss)[0] / (self.popsize * self.sigma)  # g = Σ f̃_i z_i / (Pσ), loss sign
         step, self.adam_m, self.adam_v = optimizer_step(hp, grad, self.adam_m, self.adam_v, self.generation + 1,
                                                         self.lrate)
         self._mean = self.mean + step

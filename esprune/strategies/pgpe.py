@@ -25,21 +25,30 @@ class PGPE(GaussianStrategy):
         out[0::2], out[1::2] = z, -z
         return out
 
-    def _update(self, eps, pop, loss, order):
+    def _mirror_index(self):
+        return self.xp.arange(0, self.popsize, 2), self.xp.arange(1, self.popsize, 2)
+
+    def _update(self, pop, loss, order):
         xp, hp = self.xp, self.hp
-        noise = (pop[0::2] - self.mean)  # σ⊙z_j of each pair
         loss_plus, loss_minus = loss[0::2], loss[1::2]
-        pairs = noise.shape[0]
+        pairs = loss_plus.shape[0]
         n_elite = max(1, int(pairs * hp["elite_ratio"]))
+        kept = xp.zeros(pairs)
         if n_elite < pairs:  # keep the pairs whose better member is best
-            keep = xp.argsort(xp.minimum(loss_plus, loss_minus), kind="stable")[:n_elite]
-            noise, loss_plus, loss_minus = noise[keep], loss_plus[keep], loss_minus[keep]
-        grad = (0.5 * (loss_plus - loss_minus))[:, None] * noise  # mean_j ½(f⁺ − f⁻) σ⊙z_j, loss sign
-        step, self.adam_m, self.adam_v = optimizer_step(hp, grad.mean(axis=0), self.adam_m, self.adam_v,
-                                                        self.generation + 1, self.lrate)
+            kept[xp.argsort(xp.minimum(loss_plus, loss_minus), kind="stable")[:n_elite]] = 1.0
+        else:
+            kept[:] = 1.0
         # σ ascends the fitness (= −loss): reward_j = ½(f⁺_j + f⁻_j) − b, b = mean fitness of all members.
         reward = -0.5 * (loss_plus + loss_minus) + loss.mean()
-        sigma_grad = (reward[:, None] * (noise * noise - self.sigma**2) / self.sigma).mean(axis=0)
+        # Over the kept pairs, with σ⊙z_j the + member's step: mean gradient = σ ⊙ mean_j ½(f⁺ − f⁻) z_j (loss
+        # sign), σ gradient = mean_j r_j ((σ z_j)² − σ²)/σ = σ ⊙ (mean_j r_j z_j²) − σ · mean_j r_j.
+        w1, w2 = xp.zeros(self.popsize), xp.zeros(self.popsize)
+        w1[0::2] = kept * 0.5 * (loss_plus - loss_minus) / n_elite
+        w2[0::2] = kept * reward / n_elite
+        s1, s2 = self._moments(w1, w2)
+        step, self.adam_m, self.adam_v = optimizer_step(hp, self.sigma * s1, self.adam_m, self.adam_v,
+                                                        self.generation + 1, self.lrate)
+        sigma_grad = self.sigma * s2 - self.sigma * float((kept * reward).sum() / n_elite)
         change = hp["sigma_max_change"] * xp.abs(self.sigma)
         sigma = xp.clip(self.sigma + hp["sigma_lrate"] * sigma_grad, self.sigma - change, self.sigma + change)
         self._mean = self.mean + step

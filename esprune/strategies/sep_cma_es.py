@@ -51,10 +51,11 @@ class SepCMAES(Strategy):
     def _eps_of(self, pop):
         return (pop - self.mean) / (self.sigma * self.C**0.5)
 
-    def _update(self, eps, pop, loss, order):
+    def _update(self, pop, loss, order):
         xp, k, d = self.xp, self.k, self.dim
-        y = (pop[order[: k["mu"]]] - self.mean) / self.sigma  # best first, elite only
-        y_w = self.weights @ y
+        # elite steps y_k = (x_k − m)/σ = √C ⊙ ε_k, best first: y_w = √C ⊙ Σ w ε, Σ w y² = C ⊙ Σ w ε²
+        s1, s2 = self._moments(self._ranked(order, self.weights))
+        y_w = self.C**0.5 * s1
         self._mean = self.mean + self.sigma * y_w
         self.p_sigma = ((1 - k["c_sigma"]) * self.p_sigma
                         + math.sqrt(k["c_sigma"] * (2 - k["c_sigma"]) * k["mu_eff"]) * y_w / self.C**0.5)
@@ -63,5 +64,5 @@ class SepCMAES(Strategy):
         h_sigma = float(norm / bias < (1.4 + 2 / (d + 1)) * k["chi_n"])
         self.p_c = (1 - k["c_c"]) * self.p_c + h_sigma * math.sqrt(k["c_c"] * (2 - k["c_c"]) * k["mu_eff"]) * y_w
         decay = 1 + k["c_1"] * (1 - h_sigma) * k["c_c"] * (2 - k["c_c"]) - k["c_1"] - k["c_mu"] * float(self.weights.sum())
-        self.C = decay * self.C + k["c_1"] * self.p_c**2 + k["c_mu"] * (self.weights @ (y * y))
+        self.C = decay * self.C + k["c_1"] * self.p_c**2 + k["c_mu"] * self.C * s2
         self.sigma = self.sigma * math.exp(k["c_sigma"] / k["d_sigma"] * (norm / k["chi_n"] - 1))

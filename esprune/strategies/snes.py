@@ -26,7 +26,8 @@ class SNES(GaussianStrategy):
             u = xp.maximum(0.0, math.log(P / 2 + 1) - xp.log(xp.arange(1, P + 1)))
             self.weights = u / u.sum() - 1.0 / P
 
-    def _update(self, eps, pop, loss, order):
-        z, u = eps[order], self.weights
-        self._mean = self.mean + self.hp["lrate_mean"] * self.sigma * (u @ z)
-        self.sigma = self.sigma * self.xp.exp(0.5 * self.hp["lrate_sigma"] * (u @ (z * z - 1)))
+    def _update(self, pop, loss, order):
+        u = self.weights
+        s1, s2 = self._moments(self._ranked(order, u))  # u @ z and u @ z² with z sorted best first
+        self._mean = self.mean + self.hp["lrate_mean"] * self.sigma * s1
+        self.sigma = self.sigma * self.xp.exp(0.5 * self.hp["lrate_sigma"] * (s2 - u.sum()))
