@@ -25,14 +25,15 @@ def kernel_sources() -> list[Path]:
 
 
 @functools.lru_cache(maxsize=None)
-def load(filename: str):
-    """The RawModule of ``kernels/<filename>``, compiled on first use (CuPy caches the binary on disk)."""
+def load(filename: str, *options: str):
+    """The RawModule of ``kernels/<filename>``, compiled on first use (CuPy caches the binary on disk);
+    ``options`` are extra NVRTC flags (e.g. ``--fmad=false`` where a kernel must round like its twin)."""
     import cupy
 
     path = kernels_dir() / filename
     # '#line' makes NVRTC's messages point into the .cu file instead of an anonymous string.
     code = f'#line 1 "{path}"\n' + path.read_text()
-    return cupy.RawModule(code=code, options=("-std=c++14", f"-I{kernels_dir()}"))
+    return cupy.RawModule(code=code, options=("-std=c++14", f"-I{kernels_dir()}", *options))
 
 
 def grid(n: int, block: int = BLOCK) -> tuple[int]:

@@ -15,7 +15,7 @@ from .. import noise
 from ..errors import ConfigError
 from ..nets import MLP
 from . import acrobot, cartpole, mountain_car, mountain_car_continuous, pendulum
-from .rollout import make_fused_rollout, pack_policy
+from .rollout import cuda_rollout, make_fused_rollout, pack_policy
 
 
 class ControlTask:
@@ -69,6 +69,13 @@ class ControlTask:
         be = _backend.get(backend)
         if net.activation not in ("tanh", "relu") or net.sizes[0] != self.obs_dim or net.sizes[-1] != self.act_dim:
             raise ConfigError(f"{self.name} needs a policy {self.obs_dim} → … → {self.act_dim}, got {net!r}")
+        if be.name == "cupy":  # the whole episode on the device; only the returns come back
+            xp = be.xp
+            returns = xp.zeros((pop.shape[0], len(resets)))
+            cuda_rollout(self.env, pack_policy(layout, be.asarray(pop), net.n_layers),
+                         layout.to_device(xp, np.asarray(net.sizes, dtype=np.int32), ("policy sizes",)),
+                         net.activation == "tanh", xp.asarray(resets, dtype=np.float64), self.max_steps, returns)
+            return be.to_numpy(returns)
         pop = be.to_numpy(pop)
         if be.name == "numpy":
             return self.rollout_reference(net, layout, pop, resets)

@@ -3,22 +3,49 @@
 The numba path runs every (member, episode) pair in parallel with no Python per step. The policy arithmetic
 repeats the batched kernels of ``ops/dense.py`` operation for operation (float32, ascending input index, bias
 after the sum, the same tanh), so actions, and therefore returns, equal the Python-stepped reference exactly.
-A CUDA rollout kernel (one thread per pair) plugs in beside ``make_fused_rollout`` later.
+``kernels/rollout.cu`` is the CUDA twin (one thread per pair, ``cuda_rollout``), compiled without fused
+multiply-adds so that its float32 policy rounds like this one.
 """
 from __future__ import annotations
 
 import numba
 import numpy as np
 
+from ..backend import array_module
+from ..errors import ConfigError
+from ..ops import cuda
 from ..ops.dense import fast_tanh
 
 
-def pack_policy(layout, pop, n_layers: int) -> np.ndarray:
-    """Members' dense weights (pruned entries 0) as rows ``(P, Σ n_in·n_out + n_out)``: w then b, layer by layer."""
-    params = layout.unflatten(np.asarray(pop, dtype=np.float32))
+def pack_policy(layout, pop, n_layers: int):
+    """Members' dense weights (pruned entries 0) as rows ``(P, Σ n_in·n_out + n_out)``: w then b, layer by
+    layer; on the array module of ``pop`` (numpy or cupy)."""
+    xp = array_module(pop)
+    params = layout.unflatten(xp.asarray(pop, dtype=np.float32))
     P = pop.shape[0]
     parts = [params[f"dense_{k}/{t}"].reshape(P, -1) for k in range(n_layers) for t in ("w", "b")]
-    return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
+    return xp.ascontiguousarray(xp.concatenate(parts, axis=1), dtype=np.float32)
+
+
+MAX_WIDTH = 256  # kernels/rollout.cu holds a layer's activations in per-thread arrays of this size
+
+
+def cuda_rollout(env, packed, sizes, tanh_hidden: bool, resets, max_steps: int, returns) -> None:
+    """``kernels/rollout.cu``: the CUDA twin of ``make_fused_rollout(env)``, one thread per (member, episode);
+    every argument is a device array (``sizes`` int32, ``resets`` and ``returns`` float64)."""
+    P, E = returns.shape
+    if int(sizes.max()) > MAX_WIDTH:
+        raise ConfigError(f"the CUDA rollout holds layers of up to {MAX_WIDTH} units; this policy has "
+                          f"{int(sizes.max())}")
+    for name, a, dtype in (("packed", packed, np.float32), ("sizes", sizes, np.int32),
+                           ("resets", resets, np.float64), ("returns", returns, np.float64)):
+        cuda.check_device_array(name, a, dtype)
+    if P * E == 0:
+        return
+    kernel = cuda.load("rollout.cu", "--fmad=false").get_function(f"rollout_{env.__name__.rsplit('.', 1)[-1]}")
+    kernel(cuda.grid(P * E), (cuda.BLOCK,),
+           (packed, np.int64(packed.shape[1]), sizes, np.int32(sizes.shape[0] - 1), np.int32(bool(tanh_hidden)),
+            resets, np.int32(E), np.int32(max_steps), np.int32(P), returns))
 
 
 @numba.njit(inline="always")
