@@ -34,6 +34,7 @@ class ClassifyTask:
         self.batch_size, self.test_chunk = int(batch_size), int(test_chunk)
         self.obs_shape, self.act_dim = tuple(in_shape), 10
         self._data = None
+        self._device = None  # (backend name, images, labels) when the training set lives on a GPU
 
     def __repr__(self):
         return f"ClassifyTask({self.name!r}, batch_size={self.batch_size})"
@@ -65,10 +66,19 @@ class ClassifyTask:
     def evaluate(self, net, layout, pop, seed: int, generation: int = 0, backend="numba") -> np.ndarray:
         """−mean cross-entropy per member ``(P,)`` on this generation's shared batch."""
         be = _backend.get(backend)
+        xtr, ytr = self._train_on(be)
+        idx = be.asarray(self.batch(seed, generation))  # only the indices travel; the images stay put
+        out = net.forward(layout, pop, xtr[idx], backend=be)
+        return be.to_numpy(-cross_entropy(out, ytr[idx]))
+
+    def _train_on(self, be):
+        """The training set on ``be``'s device, copied there once (the GPU keeps it for the whole run)."""
         xtr, ytr, _, _ = self.prepare()
-        idx = self.batch(seed, generation)
-        out = net.forward(layout, pop, be.asarray(xtr[idx]), backend=be)
-        return be.to_numpy(-cross_entropy(out, be.asarray(ytr[idx])))
+        if be.xp is np:
+            return xtr, ytr
+        if self._device is None or self._device[0] != be.name:
+            self._device = (be.name, be.asarray(xtr), be.asarray(ytr))
+        return self._device[1], self._device[2]
 
     def score(self, net, layout, pop, seed: int = 0, backend="numba") -> np.ndarray:
         """Test accuracy per member ``(P,)`` over the whole test set, in chunks of ``test_chunk``."""
