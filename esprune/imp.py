@@ -67,6 +67,7 @@ class Experiment:
 
     def execute(self, progress=None) -> list[dict]:
         """Run (or continue) to the end; ``progress(k, generation, best_score, sparsity)`` after each step."""
+        self.run.lock()
         ck = self.run.checkpoint()
         while not ck["finished"]:
             self._iteration(int(ck["iteration"]), ck, progress)

@@ -17,6 +17,7 @@ Layout (plain h5py reads it; parameter vectors cover every tensor of the network
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -63,6 +64,29 @@ def from_vector(spec: ParamSpec, vector: np.ndarray) -> dict:
 class RunFile:
     def __init__(self, path):
         self.path = Path(path)
+        self._lock_fd = None
+
+    # ------------------------------------------------------------------------------------------ one writer
+    def lock(self) -> None:
+        """Claim the run for this process (an advisory ``flock`` on ``RUN.lock``, dropped by the kernel when the
+        process ends, even by SIGKILL): a second ``run --overwrite`` or ``resume`` of the same file would
+        interleave its commits with ours, so it is refused instead."""
+        if self._lock_fd is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunFileError(f"{self.path} is being written by another esprune process; wait for it to "
+                               "finish (or stop it) first") from None
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # ------------------------------------------------------------------------------------------ open / create
     @classmethod
@@ -73,6 +97,7 @@ class RunFile:
                                "or pass --overwrite to start again")
         path.parent.mkdir(parents=True, exist_ok=True)
         run = cls(path)
+        run.lock()
 
         def write(f):
             f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, esprune_version=__version__,

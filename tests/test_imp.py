@@ -167,3 +167,12 @@ def test_presets_are_valid_configs():
         config.resolve(presets.get(name), prepare=False)  # the data of the MNIST presets may be absent here
     with pytest.raises(UserError, match="unknown preset"):
         presets.get("nope")
+
+
+def test_a_second_writer_is_refused_while_a_run_is_live(tmp_path):
+    path = tmp_path / "run.h5"
+    first = Experiment.start(config.resolve(SMALL), path)
+    with pytest.raises(RunFileError, match="another esprune process"):
+        Experiment.start(config.resolve(SMALL), path, overwrite=True)
+    first.run.unlock()
+    Experiment.start(config.resolve(SMALL), path, overwrite=True)  # free again once the first lets go
