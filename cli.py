@@ -1,6 +1,7 @@
 """The ``esprune`` command line: argument handling and printing only; the work is done by library calls."""
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -420,6 +421,17 @@ def data_fetch(name, dest, url):
     click.echo(f"{name}: {len(kept)} file(s) downloaded into {Path(dest) / datasets.folder(name)}")
 
 
+def _bench_options(repeats: int, unit: str):
+    """--repeats, --json and --out, which every bench suite takes."""
+    def apply(fn):
+        fn = click.option("--out", type=click.Path(dir_okay=False, writable=True),
+                          help="Also write the JSON result here.")(fn)
+        fn = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")(fn)
+        return click.option("--repeats", default=repeats, show_default=True, type=click.IntRange(1),
+                            help=f"Timed {unit}.")(fn)
+    return apply
+
+
 @cli.group()
 def bench():
     """Measure speed: medians over repeats, GFLOP/s against this machine's matmul peak, and ratios."""
@@ -432,9 +444,7 @@ def bench():
               help="Weight densities to measure (repeatable); default 1.0 0.8 0.5 0.2 0.05 0.01.")
 @click.option("--workload", "workloads", multiple=True, type=click.Choice(["mlp-control", "mlp-wide", "cnn-mnist"]),
               help="Workloads to measure (repeatable); default: all three.")
-@click.option("--repeats", default=5, show_default=True, type=click.IntRange(1), help="Timed calls per row.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Also write the JSON result here.")
+@_bench_options(repeats=5, unit="calls per row")
 def bench_forward(backends, densities, workloads, repeats, as_json, out):
     """Population forward passes: the paper's control MLP (P=100, B=8), a wide MLP and the paper's MNIST CNN
     (both P=128, B=1024). Dense and sparse paths per density, GFLOP/s against the matmul peak, speed-ups."""
@@ -443,24 +453,19 @@ def bench_forward(backends, densities, workloads, repeats, as_json, out):
     kwargs = {"repeats": repeats, "backends": backends, "workloads": workloads}
     if densities:
         kwargs["densities"] = densities
-    with click.progressbar(length=1, label="bench forward", file=sys.stderr) as bar:
-        def progress(done, total, row):
-            bar.length = total
-            bar.update(done - bar.pos)
+    with _bench_progress("bench forward") as progress:
         result = _bench.forward(progress=progress, **kwargs)
     _emit(result, as_json, out, _bench.render)
 
 
 @bench.command("tasks")
-@click.option("--repeats", default=5, show_default=True, type=click.IntRange(1), help="Timed calls per row.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Also write the JSON result here.")
+@_bench_options(repeats=5, unit="calls per row")
 def bench_tasks(repeats, as_json, out):
     """CartPole-v1 environment steps per second: numpy reference vs the fused numba rollout."""
     from esprune import bench as _bench
 
-    with click.progressbar(length=2, label="bench tasks", file=sys.stderr) as bar:
-        result = _bench.task_rollouts(repeats=repeats, progress=lambda done, total, row: bar.update(1))
+    with _bench_progress("bench tasks") as progress:
+        result = _bench.task_rollouts(repeats=repeats, progress=progress)
     _emit(result, as_json, out, _bench.render_tasks)
 
 
@@ -470,32 +475,35 @@ def bench_tasks(repeats, as_json, out):
 @click.option("--workload", "workloads", multiple=True, type=click.Choice(["W1", "W2"]),
               help="W1: CartPole-v1, 4-64-64-2 tanh, Sep-CMA-ES, P=100, 8 episodes; W2: the MNIST CNN, SNES, "
                    "P=128, batch 1024 (synthetic images). Default both.")
-@click.option("--repeats", default=3, show_default=True, type=click.IntRange(1), help="Timed generations per row.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Also write the JSON result here.")
+@_bench_options(repeats=3, unit="generations per row")
 def bench_generation(backends, workloads, repeats, as_json, out):
     """Seconds per ES generation (ask → evaluate → tell) at density 1.0 and at IMP iteration 10's (0.8**10),
     with sparse/dense and GPU/CPU ratios and the fraction of the matmul peak (W2)."""
     from esprune import bench_generation as _bench
 
-    with click.progressbar(length=1, label="bench generation", file=sys.stderr) as bar:
-        def progress(done, total, row):
-            bar.length = total
-            bar.update(done - bar.pos)
+    with _bench_progress("bench generation") as progress:
         result = _bench.generation(backends or None, repeats=repeats, workloads=workloads or ("W1", "W2"),
                                    progress=progress)
     _emit(result, as_json, out, _bench.render)
 
 
 @bench.command("imp")
-@click.option("--repeats", default=1, show_default=True, type=click.IntRange(1), help="Runs to time.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a line.")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Also write the JSON result here.")
+@_bench_options(repeats=1, unit="runs")
 def bench_imp(repeats, as_json, out):
     """The whole IMP loop: the demo preset cut to 3 iterations (checkpoints, test scores and pruning included)."""
     from esprune import bench_generation as _bench
 
     _emit(_bench.imp(repeats), as_json, out, _bench.render_imp)
+
+
+@contextlib.contextmanager
+def _bench_progress(label):
+    """A progress bar on stderr and the ``progress(done, total, row)`` callback the suites call."""
+    with click.progressbar(length=1, label=label, file=sys.stderr) as bar:
+        def progress(done, total, row):
+            bar.length = total
+            bar.update(done - bar.pos)
+        yield progress
 
 
 def _emit(result, as_json, out, render):
