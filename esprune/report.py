@@ -39,10 +39,20 @@ def setting(config: dict) -> str:
 
 def label(config: dict, vary: set) -> str:
     """A curve's name: the pruning method (or the transfer), plus whatever else differs between the runs shown."""
-    method = f"transfer → {trainer(config)}" if config.get("tickets_from") else config["prune"]
+    method = _transfer_label(config) if config.get("tickets_from") else config["prune"]
     parts = [method] + [trainer(config) if key == "trainer" else str(config[key])
                         for key in ("trainer", "task") if key in vary and not config.get("tickets_from")]
     return " / ".join(parts)
+
+
+def _transfer_label(config: dict) -> str:
+    """"snr tickets of snes → gd": what was transferred from where (the source file may be gone)."""
+    try:
+        source = RunFile.open(config["tickets_from"]).config
+    except UserError:
+        return f"transfer → {trainer(config)}"
+    task = f", {source['task']}" if source["task"] != config["task"] else ""
+    return f"{source['prune']} tickets of {trainer(source)}{task} → {trainer(config)}"
 
 
 def figure(paths, out, metric: str = "test") -> dict:
@@ -76,9 +86,9 @@ def figure(paths, out, metric: str = "test") -> dict:
         mean, low, high = values.mean(0), values.min(0), values.max(0)
         curves[name] = (sparsity, mean, low, high)
         density = 100 * (1 - sparsity)
-        ax.plot(density, mean, marker="o", ms=3, label=f"{name} ({len(seeds)} seed{'s' * (len(seeds) > 1)})")
+        (line,) = ax.plot(density, mean, marker="o", ms=3, label=f"{name} ({len(seeds)} seed{'s' * (len(seeds) > 1)})")
         if len(seeds) > 1:
-            ax.fill_between(density, low, high, alpha=0.2)
+            ax.fill_between(density, low, high, alpha=0.2, color=line.get_color())
     ax.set_xscale("log")
     ax.invert_xaxis()
     ax.set_xlabel("weights remaining (%)")

@@ -73,6 +73,11 @@ def test_transfer_trains_the_source_tickets(tmp_path):
     for k in range(3):
         np.testing.assert_array_equal(target.iteration(k)["mask"], source.iteration(k)["mask"])
         np.testing.assert_array_equal(target.iteration(k)["init"], source.iteration(k)["init"])
+    pytest.importorskip("matplotlib")
+    from esprune.report import figure
+
+    curves = figure([src, out], tmp_path / "r.png")
+    assert set(curves) == {"random-reinit", "random-reinit tickets of gd → gd"}
 
 
 def test_transfer_refuses_another_network(tmp_path):
