@@ -52,6 +52,25 @@ def matmul_peak(be, n: int | None = None, repeats: int = 5) -> dict:
     return {"backend": be.name, "n": n, **t, "gflops": 2 * n**3 / t["median_s"] / 1e9}
 
 
+def memory_bandwidth(be, mib: int = 1024, repeats: int = 5) -> dict:
+    """Device-memory copy bandwidth (read + write bytes per second) of a ``mib`` MiB array copy on ``be``."""
+    a = be.xp.ones(mib * 2**20 // 4, dtype=np.float32)
+    b = be.xp.empty_like(a)
+    t = timeit(lambda: b.__setitem__(Ellipsis, a), repeats, be)
+    return {"backend": be.name, "mib": mib, **t, "gbs": 2 * a.nbytes / t["median_s"] / 1e9}
+
+
+def peaks_of(bes) -> dict:
+    """Per backend measured here: the float32 matmul peak, and on a GPU also the memory bandwidth."""
+    out = {}
+    for be in bes:
+        if be.name in ("numba", "cupy"):
+            out[be.name] = matmul_peak(be)
+            if be.is_gpu:
+                out[be.name]["bandwidth_gbs"] = memory_bandwidth(be)["gbs"]
+    return out
+
+
 def random_mask(spec, density: float, seed: int = 0) -> Mask:
     """Each prunable tensor keeps exactly round(density · size) entries, chosen at random."""
     rng = np.random.default_rng(seed)
@@ -81,7 +100,7 @@ def forward(backends=None, densities=DENSITIES, repeats: int = 5, progress=None,
     """Population forward passes of the workloads (names starting with any of ``workloads``; default all) at
     each density, per backend and kernel path."""
     bes = backends_to_measure(backends)
-    peaks = {be.name: matmul_peak(be) for be in bes if be.name in ("numba", "cupy")}
+    peaks = peaks_of(bes)
     chosen = [w for w in WORKLOADS if not workloads or any(w[0].startswith(p) for p in workloads)]
     jobs = [(w, be, d, path) for w in chosen for be in bes for d in densities
             for path in (("reference",) if be.name == "numpy" else ("dense", "sparse"))
@@ -151,9 +170,15 @@ def _add_ratios(rows) -> None:
             r["speedup_vs_reference"] = ref["median_s"] / r["median_s"]
 
 
+def render_peaks(result: dict) -> list[str]:
+    return [f"matmul peak ({p['backend']}, n={p['n']}): {p['gflops']:.1f} GFLOP/s"
+            + (f"; memory bandwidth {p['bandwidth_gbs']:.0f} GB/s" if "bandwidth_gbs" in p else "")
+            for p in result["peak"].values()]
+
+
 def render(result: dict) -> str:
     """A plain-text table of a suite's rows, with the measured peaks above it."""
-    lines = [f"matmul peak ({p['backend']}, n={p['n']}): {p['gflops']:.1f} GFLOP/s" for p in result["peak"].values()]
+    lines = render_peaks(result)
     head = (f"{'workload':<26}{'backend':<8}{'path':<10}{'density':>8}{'median s':>11}{'min s':>10}{'max s':>10}"
             f"{'GF/s act':>10}{'GF/s dense':>11}{'%peak':>7}{'sp/dense':>9}{'vs ref':>8}")
     lines += [head, "-" * len(head)]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import strategies, tasks
-from .bench import _macs, backends_to_measure, machine, matmul_peak, random_mask, timeit
+from .bench import _macs, backends_to_measure, machine, peaks_of, random_mask, render_peaks, timeit
 from .params import Layout
 
 DENSITIES = (1.0, 0.8**10)
@@ -33,7 +33,7 @@ WORKLOADS = {
 def generation(backends=None, densities=DENSITIES, repeats: int = 3, workloads=("W1", "W2"), progress=None) -> dict:
     """Seconds per generation (median over ``repeats`` generations after one warm-up generation)."""
     bes = backends_to_measure(backends or [n for n in ("numba", "cupy") if _usable(n)])
-    peaks = {be.name: matmul_peak(be) for be in bes}
+    peaks = peaks_of(bes)
     jobs = [(w, be, d) for w in workloads for be in bes for d in densities]
     rows = []
     for n, (key, be, density) in enumerate(jobs):
@@ -108,7 +108,7 @@ def _ratios(rows) -> None:
 
 
 def render(result: dict) -> str:
-    lines = [f"matmul peak ({p['backend']}): {p['gflops']:.1f} GFLOP/s" for p in result["peak"].values()]
+    lines = render_peaks(result)
     head = (f"{'workload':<48}{'backend':<8}{'density':>8}{'median s':>10}{'min s':>9}{'max s':>9}"
             f"{'rate':>18}{'%peak':>7}{'sp/dense':>9}{'gpu/cpu':>8}")
     lines += [head, "-" * len(head)]
