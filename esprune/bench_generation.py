@@ -65,7 +65,22 @@ def generation(backends=None, densities=DENSITIES, repeats: int = 3, workloads=(
         if progress:
             progress(n + 1, len(jobs), row)
     _ratios(rows)
-    return {"machine": machine(), "peak": peaks, "rows": rows}
+    return {"machine": machine(), "peak": peaks, "rows": rows, "paper_mnist_imp": _paper_estimate(rows)}
+
+
+def _paper_estimate(rows) -> dict:
+    """Hours of the paper's MNIST IMP run (iterations k = 0..20 at density 0.8**k, 4000 generations each) at
+    the measured W2 rates: seconds per generation taken as a + b·density through the two measured points."""
+    out = {}
+    for backend in {r["backend"] for r in rows}:
+        w2 = {r["density"]: r["median_s"] for r in rows if r["backend"] == backend and r["workload"].startswith("W2")}
+        if len(w2) < 2:
+            continue
+        (d0, t0), (d1, t1) = sorted(w2.items())[:1] + sorted(w2.items())[-1:]
+        slope = (t1 - t0) / (d1 - d0)
+        seconds = sum(4000 * max(t0 + slope * (0.8**k - d0), 0.0) for k in range(21))
+        out[backend] = {"hours": seconds / 3600, "model": f"{t0 - slope * d0:.3g} + {slope:.3g}·density s/generation"}
+    return out
 
 
 def imp(repeats: int = 1, progress=None) -> dict:
@@ -119,7 +134,12 @@ def render(result: dict) -> str:
         gpu = f"{r['speedup_vs_numba']:.1f}" if "speedup_vs_numba" in r else "-"
         lines.append(f"{r['workload']:<48}{r['backend']:<8}{r['density']:>8.3f}{r['median_s']:>10.3f}"
                      f"{r['min_s']:>9.3f}{r['max_s']:>9.3f}{rate:>18}{peak:>7}{sp:>9}{gpu:>8}")
-    return "\n".join(lines)
+    return "\n".join(lines + render_estimate(result))
+
+
+def render_estimate(result: dict) -> list[str]:
+    return [f"paper-size MNIST IMP (21 iterations × 4000 generations) on {b}: ~{e['hours']:.1f} h ({e['model']})"
+            for b, e in result.get("paper_mnist_imp", {}).items()]
 
 
 def render_imp(result: dict) -> str:

@@ -1,6 +1,8 @@
 """The command line: help, version, info, bench, and one-line errors with exit status 2."""
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 import esprune
@@ -79,3 +81,11 @@ def test_bench_generation_and_imp_json(tmp_path):
     assert run("bench", "imp", "--out", str(out)).exit_code == 0
     row = json.loads(out.read_text())["rows"][0]
     assert len(row["iteration_seconds"]) == 3 and row["seconds_per_generation"] > 0
+
+
+def test_paper_size_estimate_is_the_sum_over_iterations():
+    from esprune.bench_generation import _paper_estimate
+
+    rows = [{"backend": "numba", "workload": "W2 cnn", "density": d, "median_s": 1.0 + 5.0 * d} for d in (1.0, 0.8**10)]
+    expected = sum(4000 * (1.0 + 5.0 * 0.8**k) for k in range(21)) / 3600
+    assert _paper_estimate(rows)["numba"]["hours"] == pytest.approx(expected)
