@@ -2,7 +2,6 @@
 import json
 
 import pytest
-
 from click.testing import CliRunner
 
 import esprune

@@ -76,7 +76,6 @@ class PPO:
                 if score > result.best_score:
                     result.best, result.best_score, result.best_step = actor, score, update
                 if self.target is not None and score >= self.target:
-                    result.steps = update
                     break
             if progress:
                 progress(update, self.updates, result.best_score)
@@ -87,9 +86,8 @@ class PPO:
         """``n_steps`` transitions from every environment, with GAE(λ) advantages and returns."""
         T, N = self.n_steps, self.n_envs
         obs_buf = np.empty((T, N, envs.obs_dim))
-        act_buf = np.empty((T, N) if not envs.continuous else (T, N))
-        logp_buf, val_buf, rew_buf = np.empty((T, N)), np.empty((T, N)), np.empty((T, N))
-        done_buf, boot_buf = np.empty((T, N)), np.zeros((T, N))
+        act_buf, logp_buf, val_buf, rew_buf, done_buf = (np.empty((T, N)) for _ in range(5))
+        boot_buf = np.zeros((T, N))
         finished = []
         for t in range(T):
             obs = envs.observe()
