@@ -105,6 +105,9 @@ def figure(results, out, plt) -> None:
             ax_s.plot([s["radius"] for s in r["sharpness"]], [s["mean_increase"] for s in r["sharpness"]],
                       marker="o", ms=3, label=f"{trainer} it {r['iteration']}")
     ax_e.set_xscale("log")
+    ticks = sorted({100 * (1 - r["sparsity"]) for r in results})
+    ax_e.set_xticks(ticks, [f"{t:.3g}" for t in ticks])  # the measured densities, not log decades
+    ax_e.xaxis.set_minor_formatter(plt.matplotlib.ticker.NullFormatter())
     ax_e.invert_xaxis()
     ax_e.set_xlabel("weights remaining (%)")
     ax_e.set_ylabel("top Hessian eigenvalue")
