@@ -329,7 +329,8 @@ def connect(run_a, run_b, iteration, consecutive, points, prefix, backend):
 @click.option("--iteration", "iterations", multiple=True, type=int,
               help="Iterations to analyse (repeatable; default: every finished one).")
 @click.option("--top-k", default=3, show_default=True, type=click.IntRange(1), help="Hessian eigenvalues to find.")
-@click.option("--probes", default=20, show_default=True, type=click.IntRange(2), help="Hutchinson probes for the trace.")
+@click.option("--probes", default=20, show_default=True, type=click.IntRange(2),
+              help="Hutchinson probes for the trace.")
 @click.option("--batch", default=512, show_default=True, type=click.IntRange(1),
               help="Training examples in the Hessian's loss (a fixed seeded batch).")
 @click.option("--samples", default=32, show_default=True, type=click.IntRange(1),
@@ -351,7 +352,8 @@ def flatness(run_files, iterations, top_k, probes, batch, samples, prefix, backe
 
     jobs = [(path, k) for path in run_files for k in (iterations or finished_iterations(path))]
     results = []
-    with click.progressbar(jobs, label="flatness", file=sys.stderr, item_show_func=lambda j: j and f"{j[0]}@{j[1]}") as bar:
+    with click.progressbar(jobs, label="flatness", file=sys.stderr,
+                           item_show_func=lambda j: j and f"{j[0]}@{j[1]}") as bar:
         for path, k in bar:
             results.append(_flatness.analyze(load(path, k), top_k, probes, batch, samples=samples, backend=backend))
     click.echo(output.table(_flatness.rows(results), _flatness.columns(results)))

@@ -1,9 +1,10 @@
 """Iterative magnitude/SNR pruning with rewinding for evolution strategies: the paper's main experiment.
 
 For k = 0..K: train the ticket ``init ⊙ mask`` (the ES searches over the active weights only; with
-``trainer = "gd"``, gradient descent trains them instead) for G generations, score the mean on held-out episodes/data every ``eval_every`` generations, keep the final and the
-best search distribution, then make the next ticket from them (``prune.next_ticket``) and start again. A transfer run
-(``tickets_from``) takes every ticket from a source run file instead of pruning.
+``trainer = "gd"``, gradient descent trains them instead) for G generations, score the mean on held-out
+episodes/data every ``eval_every`` generations, keep the final and the best search distribution, then make the
+next ticket from them (``prune.next_ticket``) and start again. A transfer run (``tickets_from``) takes every
+ticket from a source run file instead of pruning.
 
 Everything that decides the numbers is in the run file: the config, each ticket, and a checkpoint of the live
 ES state every ``checkpoint_every`` generations and at each iteration's end. ``resume`` continues from the

@@ -28,7 +28,8 @@ def test_gd_run_file_reads_like_an_es_run(tmp_path):
     toml.write_text('task = "blobs"\niterations = 2\nkeep = 0.5\n[task_options]\n'
                     + "".join(f"{k} = {v}\n" for k, v in TINY_BLOBS.items()))
     out = tmp_path / "gd.h5"
-    result = invoke("run", toml, "--trainer", "gd", "--prune", "magnitude", "--gd-option", "epochs=2", "--gd-option", "lr=0.003",
+    result = invoke("run", toml, "--trainer", "gd", "--prune", "magnitude", "--gd-option", "epochs=2",
+                    "--gd-option", "lr=0.003",
                     "--gd-option", "batch_size=64", "--out", out, "--quiet")
     assert result.exit_code == 0, result.output
     rows = json.loads(invoke("show", out, "--json").output)

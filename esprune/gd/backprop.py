@@ -132,5 +132,6 @@ def _max_pool_backward(g, where, a_shape, p):
     win = np.zeros((B, C, Ho, Wo, p * p), dtype=g.dtype)
     np.put_along_axis(win, where[..., None], g[..., None], axis=-1)
     out = np.zeros(a_shape, dtype=g.dtype)
-    out[:, :, :Ho * p, :Wo * p] = win.reshape(B, C, Ho, Wo, p, p).transpose(0, 1, 2, 4, 3, 5).reshape(B, C, Ho * p, Wo * p)
+    rows = win.reshape(B, C, Ho, Wo, p, p).transpose(0, 1, 2, 4, 3, 5)
+    out[:, :, :Ho * p, :Wo * p] = rows.reshape(B, C, Ho * p, Wo * p)
     return out

@@ -49,7 +49,8 @@ class Objective:
 
 
 def hessian_vector_product(grad, theta, v, step: float | None = None):
-    """``(∇L(θ + h·v̂) − ∇L(θ − h·v̂)) / (2h) · |v|`` with v̂ = v/|v| and h = ``step`` (default ε^(1/3)·max(1, |θ|∞)).
+    """``(∇L(θ + h·v̂) − ∇L(θ − h·v̂)) / (2h) · |v|`` with v̂ = v/|v| and h = ``step`` (default
+    ε^(1/3)·max(1, |θ|∞)).
 
     Exact (to rounding) when L is quadratic; O(h²) otherwise. ``grad`` maps a float64 vector to its gradient.
     """
@@ -60,4 +61,5 @@ def hessian_vector_product(grad, theta, v, step: float | None = None):
         return np.zeros_like(theta)
     h = HVP_STEP * max(1.0, float(np.abs(theta).max(initial=0.0))) if step is None else float(step)
     u = v / norm
-    return (np.asarray(grad(theta + h * u), np.float64) - np.asarray(grad(theta - h * u), np.float64)) * (norm / (2 * h))
+    plus, minus = np.asarray(grad(theta + h * u), np.float64), np.asarray(grad(theta - h * u), np.float64)
+    return (plus - minus) * (norm / (2 * h))

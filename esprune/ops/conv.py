@@ -75,6 +75,14 @@ def conv_block(x, theta, taps, b_off: int, pad: int, pool: int, backend):
     return out
 
 
+@numba.njit(inline="always")
+def _run(xi, c, y, x, plane, Wp, n):
+    """The n inputs tap (c, y, x) multiplies, as a slice indexed from 0: no wraparound check, so the loops
+    over it vectorize."""
+    base = c * plane + y * Wp + x
+    return xi[base:base + n]
+
+
 @numba.njit(parallel=True, cache=True)
 def _conv_block_numba(xpad, theta, ptr, ci, dy, dx, src, b_off, H, W, Hp, Wp, pool, out):
     """``xpad`` ``(Px, B, C_in·Hp·Wp + slack)``: zero-padded planes. The accumulator keeps the padded row
@@ -91,12 +99,25 @@ def _conv_block_numba(xpad, theta, ptr, ci, dy, dx, src, b_off, H, W, Hp, Wp, po
         acc = np.empty(n, dtype=np.float32)
         for co in range(C_out):
             acc[:] = np.float32(0.0)
-            for k in range(ptr[co], ptr[co + 1]):
+            k, end = ptr[co], ptr[co + 1]
+            while k + 4 <= end:  # four taps per pass over the accumulator, still added one after another
+                w0, w1, w2, w3 = theta[p, src[k]], theta[p, src[k + 1]], theta[p, src[k + 2]], theta[p, src[k + 3]]
+                r0 = _run(xi, ci[k], dy[k], dx[k], plane, Wp, n)
+                r1 = _run(xi, ci[k + 1], dy[k + 1], dx[k + 1], plane, Wp, n)
+                r2 = _run(xi, ci[k + 2], dy[k + 2], dx[k + 2], plane, Wp, n)
+                r3 = _run(xi, ci[k + 3], dy[k + 3], dx[k + 3], plane, Wp, n)
+                for i in range(n):
+                    a = acc[i] + w0 * r0[i]
+                    a = a + w1 * r1[i]
+                    a = a + w2 * r2[i]
+                    acc[i] = a + w3 * r3[i]
+                k += 4
+            while k < end:
                 w = theta[p, src[k]]
-                base = ci[k] * plane + dy[k] * Wp + dx[k]
-                run = xi[base:base + n]  # a slice, indexed from 0: no wraparound check, so the loop vectorizes
+                run = _run(xi, ci[k], dy[k], dx[k], plane, Wp, n)
                 for i in range(n):
                     acc[i] += w * run[i]
+                k += 1
             bias = theta[p, b_off + co]
             for qy in range(Ho):
                 for qx in range(Wo):
