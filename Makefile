@@ -37,10 +37,7 @@ demo: $(STAMP)
 	$(VENV)/bin/esprune report runs/demo.h5 -o runs/demo.png
 
 bench: $(STAMP)
-	$(VENV)/bin/esprune bench forward --out bench-forward.json
-	$(VENV)/bin/esprune bench tasks --out bench-tasks.json
-	$(VENV)/bin/esprune bench generation --out bench-generation.json
-	$(VENV)/bin/esprune bench imp --out bench-imp.json
+	$(VENV)/bin/esprune bench all --out bench.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -498,6 +498,31 @@ def bench_imp(repeats, as_json, out):
     _emit(_bench.imp(repeats), as_json, out, _bench.render_imp)
 
 
+@bench.command("all")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True),
+              help="Also write the four suites' JSON here, as {forward, tasks, generation, imp}.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of tables.")
+def bench_all(out, as_json):
+    """The whole suite with its default settings: forward, tasks, generation and imp, on every usable backend
+    (what `make bench` runs)."""
+    from esprune import bench as _bench
+    from esprune import bench_generation as _gen
+
+    suites = {}
+    for name, run_suite, render in (("forward", _bench.forward, _bench.render),
+                                    ("tasks", _bench.task_rollouts, _bench.render_tasks),
+                                    ("generation", _gen.generation, _gen.render), ("imp", _gen.imp, _gen.render_imp)):
+        with _bench_progress(f"bench {name}") as progress:
+            suites[name] = run_suite(progress=progress)
+        if not as_json:
+            click.echo(f"\n== {name}\n{render(suites[name])}")
+    if out:
+        with open(out, "w") as fh:
+            fh.write(json.dumps(suites, indent=2) + "\n")
+    if as_json:
+        click.echo(json.dumps(suites, indent=2))
+
+
 @contextlib.contextmanager
 def _bench_progress(label):
     """A progress bar on stderr and the ``progress(done, total, row)`` callback the suites call."""
