@@ -126,7 +126,11 @@ class Experiment:
         its start, which reaches the same numbers (every draw is seeded)."""
         clock = time.perf_counter()
         sparsity = mask.sparsity()
-        report = (lambda step, total, best: progress(k, step, best, sparsity)) if progress else None
+        def report(step, total, best):
+            if progress:
+                progress(k, step, best, sparsity)
+            _test_kill_hook(k, step)
+
         theta = layout.flatten({n: np.asarray(v, dtype=np.float32) for n, v in init.items()})
         res = self.trainer.train(self.task, self.net, layout, theta, seed, backend=self.cfg["backend"],
                                  progress=report)
@@ -229,8 +233,8 @@ class Experiment:
 
 
 def _test_kill_hook(k: int, generation: int) -> None:
-    """``ESPRUNE_KILL_AT=k:g`` SIGKILLs this process when iteration k finishes generation g: the crash test's
-    way to die mid-iteration, between checkpoints, at a known point. Unset, it does nothing."""
+    """``ESPRUNE_KILL_AT=k:g`` SIGKILLs this process when iteration k finishes generation g (GD: optimizer step
+    or PPO update g): the crash tests' way to die mid-iteration at a known point. Unset, it does nothing."""
     at = os.environ.get("ESPRUNE_KILL_AT")
     if at and at == f"{k}:{generation}":
         os.kill(os.getpid(), signal.SIGKILL)
