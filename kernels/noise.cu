@@ -57,3 +57,23 @@ extern "C" __global__ void noise_moments(const unsigned int* members, int n_rows
         s2[4 * blk + w] = b[w];
     }
 }
+
+// A population from regenerated noise in one pass: out[i][j] = (float)(mean[j] + scale[j] * (signs[i] * z[rows[i]][j]))
+// in double, so antithetic members (sign -1) and any std vector need no (P, d) temporaries. One thread per
+// (member, block of 4 values). Numba twin: _sample_numba.
+extern "C" __global__ void sample_members(const unsigned int* rows, const double* signs, int n, int dim,
+                                          unsigned int seed, unsigned int generation, unsigned int stream,
+                                          const double* mean, const double* scale, float* out) {
+    const int blocks = (dim + 3) / 4;
+    const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= (long long)n * blocks) return;
+    const int i = (int)(t / blocks), blk = (int)(t % blocks);
+    const uint4x32 r = philox4x32_10((unsigned int)blk, rows[i], stream, 0u, seed, generation);
+    float z[4];
+    box_muller(r.v[0], r.v[1], &z[0], &z[1]);
+    box_muller(r.v[2], r.v[3], &z[2], &z[3]);
+    for (int w = 0; w < 4 && 4 * blk + w < dim; ++w) {
+        const int j = 4 * blk + w;
+        out[(long long)i * dim + j] = (float)(mean[j] + scale[j] * (signs[i] * (double)z[w]));
+    }
+}

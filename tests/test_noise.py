@@ -127,3 +127,25 @@ def test_moments_kernel_equals_numba_twin(cupy_backend, rng):
     g1, g2 = noise.moments(5, 11, 64, cupy_backend.asarray(w1), cupy_backend.asarray(w2), 4099, backend=cupy_backend)
     np.testing.assert_allclose(cupy_backend.to_numpy(g1), s1, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(cupy_backend.to_numpy(g2), s2, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_sample_is_mean_plus_scale_times_signed_noise_rows(backend, rng):
+    dim = 37
+    rows, signs = np.array([0, 1, 0, 1, 2], dtype=np.uint32), np.array([1.0, 1.0, -1.0, -1.0, 1.0])
+    mean, scale = rng.standard_normal(dim), rng.uniform(0.1, 2.0, dim)
+    pop = noise.sample(4, 7, rows, signs, mean, scale, backend=backend)
+    z = noise.gaussian(4, 7, 3, dim).astype(np.float64)  # the obvious way: whole rows, then the formula
+    expected = (mean + scale * (signs[:, None] * z[rows])).astype(np.float32)
+    assert pop.dtype == np.float32 and pop.shape == (5, dim)
+    np.testing.assert_allclose(pop, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_sample_kernel_equals_numba_twin(cupy_backend, rng):
+    rows, signs = np.arange(64, dtype=np.uint32) % 32, np.where(np.arange(64) < 32, 1.0, -1.0)
+    mean, scale = rng.standard_normal(4099), rng.uniform(0.1, 2.0, 4099)
+    cpu = noise.sample(5, 11, rows, signs, mean, scale, backend="numba")
+    gpu = noise.sample(5, 11, cupy_backend.asarray(rows), cupy_backend.asarray(signs), cupy_backend.asarray(mean),
+                       cupy_backend.asarray(scale), backend=cupy_backend)
+    np.testing.assert_allclose(cupy_backend.to_numpy(gpu), cpu, rtol=1e-5, atol=1e-6)

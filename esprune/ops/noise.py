@@ -112,6 +112,50 @@ def _gaussian_numba(members, seed, generation, stream, out):
             out[row, 4 * blk + i] = z[i]
 
 
+def sample_reference(rows, signs, mean, scale, seed, generation, stream):
+    """Members ``mean + scale ⊙ (sign_i · ε_{rows_i})`` as float32 ``(len(rows), dim)`` (float64 arithmetic)."""
+    z = gaussian_reference(rows, len(mean), seed, generation, stream).astype(np.float64)
+    return (mean + scale * (np.asarray(signs, np.float64)[:, None] * z)).astype(np.float32)
+
+
+@numba.njit(parallel=True, cache=True)
+def _sample_numba(rows, signs, mean, scale, seed, generation, stream, out):
+    n, dim = out.shape
+    blocks = (dim + 3) // 4
+    k0, k1, s = np.uint64(seed), np.uint64(generation), np.uint64(stream)
+    for t in numba.prange(n * blocks):
+        i, blk = t // blocks, t % blocks
+        w0, w1, w2, w3 = _philox_block(np.uint64(blk), np.uint64(rows[i]), s, np.uint64(0), k0, k1)
+        z0, z1 = _box_muller(w0, w1)
+        z2, z3 = _box_muller(w2, w3)
+        z = (z0, z1, z2, z3)
+        for q in range(min(4, dim - 4 * blk)):
+            j = 4 * blk + q
+            out[i, j] = np.float32(mean[j] + scale[j] * (signs[i] * np.float64(z[q])))
+
+
+def sample(rows, signs, mean, scale, seed, generation, stream, backend):
+    """A population drawn from regenerated noise in one pass: member i is ``mean + scale ⊙ (signs_i ·
+    ε_{rows_i})``, float32 ``(len(rows), dim)``; no float64 ``(P, d)`` temporaries."""
+    if backend.name == "numpy":
+        return sample_reference(rows, signs, mean, scale, seed, generation, stream)
+    xp = backend.xp
+    out = xp.empty((len(rows), mean.shape[0]), dtype=np.float32)
+    mean, scale = xp.ascontiguousarray(mean, dtype=np.float64), xp.ascontiguousarray(scale, dtype=np.float64)
+    signs = xp.ascontiguousarray(signs, dtype=np.float64)
+    if backend.name == "numba":
+        _sample_numba(rows, signs, mean, scale, seed, generation, stream, out)
+    elif out.size:
+        for name, a in (("signs", signs), ("mean", mean), ("scale", scale)):
+            cuda.check_device_array(name, a, np.float64)
+        cuda.check_device_array("rows", rows, np.uint32)
+        cuda.load("noise.cu").get_function("sample_members")(
+            cuda.grid(out.shape[0] * ((out.shape[1] + 3) // 4)), (cuda.BLOCK,),
+            (rows, signs, np.int32(out.shape[0]), np.int32(out.shape[1]), np.uint32(seed), np.uint32(generation),
+             np.uint32(stream), mean, scale, out))
+    return out
+
+
 def moments_reference(members, w1, w2, dim, seed, generation, stream):
     """``(Σ_r w1_r ε_r, Σ_r w2_r ε_r²)`` over the rows ``members`` of the noise, in float64."""
     z = gaussian_reference(members, dim, seed, generation, stream).astype(np.float64)

@@ -1,7 +1,7 @@
 """The ask/tell bookkeeping every strategy shares: noise, fitness shaping, NaN handling, decay, state.
 
-A strategy writes only ``_init_state`` (its evolving numbers), ``_sample`` (population from this generation's
-ε) and ``_update`` (the paper's update rule). Updates read the noise only through ``_moments`` — weighted sums
+A strategy writes only ``_init_state`` (its evolving numbers), ``std`` (its per-parameter search std: members
+are mean + std ⊙ ε) and ``_update`` (the paper's update rule). Updates read the noise only through ``_moments`` — weighted sums
 Σ w_i ε_i and Σ w_i ε_i² over the members — which regenerates ε by its counter (``noise.moments``: a numba or
 CUDA kernel), so no ``(P, d)`` noise matrix is kept between ``ask`` and ``tell``. Evolving state is float64
 on the backend's array module; the population handed to the task is float32. Fitness is higher-is-better at
@@ -64,10 +64,18 @@ class Strategy:
         raise NotImplementedError
 
     def ask(self):
-        """This generation's population ``(P, d)``, float32, on the strategy's backend."""
-        pop = self._sample(self._noise())
+        """This generation's population ``(P, d)``, float32, on the strategy's backend: member i is
+        mean + std ⊙ ε_i, drawn in one fused pass from the counter-based noise (antithetic strategies mirror
+        base rows: ε₋ = −z)."""
+        xp = self.xp
+        rows, signs = xp.arange(self.popsize), xp.ones(self.popsize)
+        if self.antithetic:
+            plus, minus = self._mirror_index()
+            rows[plus], rows[minus] = xp.arange(plus.shape[0]), xp.arange(minus.shape[0])
+            signs[minus] = -1.0
+        pop = noise.sample(self.seed, self.generation, rows, signs, self.mean, self.std, backend=self.be)
         self._pending = (None, pop)  # ε is regenerated from its counter in tell
-        return pop.astype(self.xp.float32)
+        return pop
 
     def tell(self, fitness, population=None) -> None:
         """Update from ``fitness`` ``(P,)`` (higher is better; NaN and ±inf count as the worst).
@@ -78,7 +86,7 @@ class Strategy:
             pop = self.xp.asarray(population, dtype=self.xp.float64)
             if pop.shape != (self.popsize, self.dim):
                 raise ConfigError(f"{self.name}: population must be ({self.popsize}, {self.dim}), got {pop.shape}")
-            eps = self._eps_of(pop)
+            eps = (pop - self.mean) / self.std
         elif self._pending is None:
             raise ConfigError(f"{self.name}: tell() before ask(): nothing to update from")
         else:
@@ -108,6 +116,7 @@ class Strategy:
         loss = xp.asarray(-np.where(finite, f, worst))
         bad = xp.asarray((~finite).astype(np.float64))
         if self.hp["w_decay"]:
+            pop = pop.astype(xp.float64)
             loss = loss + self.hp["w_decay"] * (pop * pop).mean(axis=1)
         order = xp.lexsort(xp.stack([loss, bad]))  # primary key: non-finite last; stable among ties
         if self.hp["centered_rank"]:
@@ -176,23 +185,7 @@ class Strategy:
 
     _eps = None
 
-    def _noise(self):
-        """ε for this generation from the counter-based stream: row j is member j's (antithetic: mirrored)."""
-        rows = self.popsize // 2 if self.antithetic else self.popsize
-        z = noise.gaussian(self.seed, self.generation, rows, self.dim, backend=self.be)
-        z = self.xp.asarray(z, dtype=self.xp.float64)
-        return self._mirror(z) if self.antithetic else z
-
-    def _mirror(self, z):
-        return self.xp.concatenate([z, -z])
-
     def _init_state(self):
-        raise NotImplementedError
-
-    def _sample(self, eps):
-        raise NotImplementedError
-
-    def _eps_of(self, pop):
         raise NotImplementedError
 
     def _update(self, pop, loss, order):
@@ -205,12 +198,6 @@ class GaussianStrategy(Strategy):
     @property
     def std(self):
         return self.sigma * self.xp.ones(self.dim)
-
-    def _sample(self, eps):
-        return self.mean + self.sigma * eps
-
-    def _eps_of(self, pop):
-        return (pop - self.mean) / self.sigma
 
 
 def adam_step(grad, m, v, t: int, lrate: float, beta1: float, beta2: float, eps: float):

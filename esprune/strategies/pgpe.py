@@ -20,11 +20,6 @@ class PGPE(GaussianStrategy):
         if not 0.0 < self.hp["elite_ratio"] <= 1.0:
             raise ConfigError(f"pgpe: elite_ratio must lie in (0, 1], got {self.hp['elite_ratio']}")
 
-    def _mirror(self, z):
-        out = self.xp.empty((2 * z.shape[0], z.shape[1]))
-        out[0::2], out[1::2] = z, -z
-        return out
-
     def _mirror_index(self):
         return self.xp.arange(0, self.popsize, 2), self.xp.arange(1, self.popsize, 2)
 

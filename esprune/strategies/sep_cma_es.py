@@ -45,12 +45,6 @@ class SepCMAES(Strategy):
         """The true per-parameter search std σ√C (the paper code's SNR used C itself; see PAPER.md)."""
         return self.sigma * self.C**0.5
 
-    def _sample(self, eps):
-        return self.mean + self.sigma * self.C**0.5 * eps
-
-    def _eps_of(self, pop):
-        return (pop - self.mean) / (self.sigma * self.C**0.5)
-
     def _update(self, pop, loss, order):
         xp, k, d = self.xp, self.k, self.dim
         # elite steps y_k = (x_k − m)/σ = √C ⊙ ε_k, best first: y_w = √C ⊙ Σ w ε, Σ w y² = C ⊙ Σ w ε²
