@@ -85,6 +85,15 @@ def _box_muller(a, b):
     return r * np.cos(theta), r * np.sin(theta)
 
 
+@numba.njit(inline="always")
+def _block_normals(blk, member, s, k0, k1):
+    """The four float32 normals of block ``blk`` of row ``member``."""
+    w0, w1, w2, w3 = _philox_block(np.uint64(blk), np.uint64(member), s, np.uint64(0), k0, k1)
+    z0, z1 = _box_muller(w0, w1)
+    z2, z3 = _box_muller(w2, w3)
+    return z0, z1, z2, z3
+
+
 @numba.njit(parallel=True, cache=True)
 def _philox_uint32_numba(members, seed, generation, stream, out):
     rows, dim = out.shape
@@ -104,10 +113,7 @@ def _gaussian_numba(members, seed, generation, stream, out):
     k0, k1, s = np.uint64(seed), np.uint64(generation), np.uint64(stream)
     for t in numba.prange(rows * blocks):
         row, blk = t // blocks, t % blocks
-        w0, w1, w2, w3 = _philox_block(np.uint64(blk), np.uint64(members[row]), s, np.uint64(0), k0, k1)
-        z0, z1 = _box_muller(w0, w1)
-        z2, z3 = _box_muller(w2, w3)
-        z = (z0, z1, z2, z3)
+        z = _block_normals(blk, members[row], s, k0, k1)
         for i in range(min(4, dim - 4 * blk)):
             out[row, 4 * blk + i] = z[i]
 
@@ -125,10 +131,7 @@ def _sample_numba(rows, signs, mean, scale, seed, generation, stream, out):
     k0, k1, s = np.uint64(seed), np.uint64(generation), np.uint64(stream)
     for t in numba.prange(n * blocks):
         i, blk = t // blocks, t % blocks
-        w0, w1, w2, w3 = _philox_block(np.uint64(blk), np.uint64(rows[i]), s, np.uint64(0), k0, k1)
-        z0, z1 = _box_muller(w0, w1)
-        z2, z3 = _box_muller(w2, w3)
-        z = (z0, z1, z2, z3)
+        z = _block_normals(blk, rows[i], s, k0, k1)
         for q in range(min(4, dim - 4 * blk)):
             j = 4 * blk + q
             out[i, j] = np.float32(mean[j] + scale[j] * (signs[i] * np.float64(z[q])))
@@ -172,9 +175,7 @@ def _moments_numba(members, w1, w2, seed, generation, stream, s1, s2):
         a0 = a1 = a2 = a3 = 0.0
         b0 = b1 = b2 = b3 = 0.0
         for row in range(members.shape[0]):
-            w0_, w1_, w2_, w3_ = _philox_block(np.uint64(blk), np.uint64(members[row]), s, np.uint64(0), k0, k1)
-            z0, z1 = _box_muller(w0_, w1_)
-            z2, z3 = _box_muller(w2_, w3_)
+            z0, z1, z2, z3 = _block_normals(blk, members[row], s, k0, k1)
             x0, x1, x2, x3 = np.float64(z0), np.float64(z1), np.float64(z2), np.float64(z3)
             u, v = w1[row], w2[row]
             a0 += u * x0
