@@ -141,11 +141,11 @@ class _Agent:
 
     def act(self, obs, rng):
         """Sampled actions, their log-probabilities, and the critic's values."""
-        out, _ = backprop.forward(self.net, self.layout.unflatten(self._split(self.theta)[0]), obs)
+        actor, _, log_std = self._split(self.theta)
+        out, _ = backprop.forward(self.net, self.layout.unflatten(actor), obs)
         if self.continuous:
-            std = np.exp(self._split(self.theta)[2][0])
-            action = out[:, 0] + std * rng.standard_normal(len(obs))
-            logp = _gauss_logp(action, out[:, 0], self._split(self.theta)[2][0])
+            action = out[:, 0] + np.exp(log_std[0]) * rng.standard_normal(len(obs))
+            logp = _gauss_logp(action, out[:, 0], log_std[0])
         else:
             logp_all = out - _logsumexp(out)
             u = rng.random((len(obs), 1))

@@ -10,6 +10,8 @@ the interface; like the paper's code (evosax 0.1.4) the shaper first negates it,
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import backend as _backend
@@ -67,15 +69,20 @@ class Strategy:
         """This generation's population ``(P, d)``, float32, on the strategy's backend: member i is
         mean + std ⊙ ε_i, drawn in one fused pass from the counter-based noise (antithetic strategies mirror
         base rows: ε₋ = −z)."""
-        xp = self.xp
-        rows, signs = xp.arange(self.popsize), xp.ones(self.popsize)
-        if self.antithetic:
-            plus, minus = self._mirror_index()
-            rows[plus], rows[minus] = xp.arange(plus.shape[0]), xp.arange(minus.shape[0])
-            signs[minus] = -1.0
+        rows, signs = self._member_rows
         pop = noise.sample(self.seed, self.generation, rows, signs, self.mean, self.std, backend=self.be)
         self._pending = (None, pop)  # ε is regenerated from its counter in tell
         return pop
+
+    @functools.cached_property
+    def _member_rows(self):
+        """Each member's noise row and sign (host arrays, fixed for the run): row i, + unless antithetic."""
+        rows, signs = np.arange(self.popsize), np.ones(self.popsize)
+        if self.antithetic:
+            plus, minus = (self.be.to_numpy(i) for i in self._mirror_index())
+            rows[plus], rows[minus] = np.arange(plus.shape[0]), np.arange(minus.shape[0])
+            signs[minus] = -1.0
+        return rows, self.be.asarray(signs)
 
     def tell(self, fitness, population=None) -> None:
         """Update from ``fitness`` ``(P,)`` (higher is better; NaN and ±inf count as the worst).
