@@ -34,8 +34,8 @@ class Backend:
 
     def to_numpy(self, a) -> np.ndarray:
         """``a`` as a host numpy array."""
-        if self.is_gpu and not isinstance(a, np.ndarray):
-            return self.xp.asnumpy(a)
+        if self.is_gpu:
+            return self.xp.asnumpy(a)  # a host array passes through unchanged
         return np.asarray(a)
 
     def synchronize(self) -> None:
@@ -105,6 +105,9 @@ def _probe_cupy() -> tuple[bool, str]:
 
 def array_module(a) -> ModuleType:
     """numpy or cupy, whichever ``a`` belongs to, without importing cupy when it is not in use."""
+    stand_in = getattr(type(a), "__esprune_xp__", None)  # the tests' host stand-in for CuPy names its module
+    if stand_in is not None:
+        return stand_in
     if type(a).__module__.startswith("cupy"):
         import cupy
 

@@ -5,6 +5,9 @@ import numpy as np
 import pytest
 
 from esprune import backend
+from esprune.ops import cuda, host_cuda
+
+import host_cupy
 
 
 def gpu_usable() -> bool:
@@ -12,8 +15,22 @@ def gpu_usable() -> bool:
 
 
 @pytest.fixture
-def cupy_backend():
-    """The cupy backend, or a skip saying why it cannot be used here."""
+def host_device(monkeypatch):
+    """esprune's cupy backend with CuPy replaced by tests/host_cupy.py: the same launchers and the same
+    ``kernels/*.cu`` sources, compiled for the CPU (esprune/ops/host_cuda.py)."""
+    if host_cuda.compiler() is None:
+        pytest.skip("no C++ compiler to build the CUDA kernels for the host")
+    monkeypatch.setattr(cuda, "load", host_cuda.load)
+    monkeypatch.setattr(cuda, "device_array_type", lambda: host_cupy.ndarray)
+    return backend.Backend("cupy", host_cupy)
+
+
+@pytest.fixture(params=["host", pytest.param("device", marks=pytest.mark.gpu)])
+def cupy_backend(request):
+    """esprune's cupy code path, twice: ``host`` (the emulation above, on every CI run) and ``device`` (CuPy on
+    a GPU; skipped, with the reason, without one)."""
+    if request.param == "host":
+        return request.getfixturevalue("host_device")
     ok, why = backend.probe()["cupy"]
     if not ok:
         pytest.skip(f"no usable GPU: {why}")

@@ -105,7 +105,6 @@ def test_bad_shapes_are_user_errors(rng):
         CNN(in_shape=(1, 4, 4), channels=(2, 2, 2))
 
 
-@pytest.mark.gpu
 @pytest.mark.parametrize("sparsity", [0.0, 0.9])
 @pytest.mark.parametrize("shared", [True, False])
 def test_cupy_equals_numba(cupy_backend, sparsity, shared, rng):

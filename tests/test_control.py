@@ -161,7 +161,6 @@ def test_unknown_task_is_a_user_error():
         tasks.make("Pendulum-v1", episodes=0)
 
 
-@pytest.mark.gpu
 @pytest.mark.parametrize("name", list(ENVIRONMENTS))
 def test_cuda_rollout_equals_the_numba_twin(cupy_backend, name):
     """kernels/rollout.cu against the fused numba rollout: identical returns for discrete actions, 1e-5

@@ -108,7 +108,6 @@ def test_bad_shapes_are_user_errors(rng):
         net.forward(Layout(MLP(3, (5,), 2).spec), pop, np.zeros((1, 3)), backend="numba")
 
 
-@pytest.mark.gpu
 @pytest.mark.parametrize("kwargs,P,B", CASES)
 @pytest.mark.parametrize("sparsity", [0.0, 0.9])
 @pytest.mark.parametrize("path", PATHS)

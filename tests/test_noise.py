@@ -95,7 +95,6 @@ def test_bad_arguments_are_user_errors(kwargs):
         noise.gaussian(**args)
 
 
-@pytest.mark.gpu
 @pytest.mark.parametrize("dim", [1, 7, 4099])
 def test_cupy_equals_numba(cupy_backend, dim):
     members = [0, 5, 77, 2**31]
@@ -120,7 +119,6 @@ def test_moments_numba_equal_the_matrix_reference(dim, rng):
     np.testing.assert_allclose(s2, ref2, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.gpu
 def test_moments_kernel_equals_numba_twin(cupy_backend, rng):
     w1, w2 = rng.standard_normal(64), rng.standard_normal(64)
     s1, s2 = noise.moments(5, 11, 64, w1, w2, 4099, backend="numba")
@@ -141,7 +139,6 @@ def test_sample_is_mean_plus_scale_times_signed_noise_rows(backend, rng):
     np.testing.assert_allclose(pop, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.gpu
 def test_sample_kernel_equals_numba_twin(cupy_backend, rng):
     rows, signs = np.arange(64, dtype=np.uint32) % 32, np.where(np.arange(64) < 32, 1.0, -1.0)
     mean, scale = rng.standard_normal(4099), rng.uniform(0.1, 2.0, 4099)

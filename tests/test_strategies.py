@@ -254,7 +254,6 @@ def test_registry_and_errors():
     assert strategies.hyperparameters("Sep_CMA_ES")["elite_ratio"] == 0.5
 
 
-@pytest.mark.gpu
 @pytest.mark.parametrize("name", list(strategies.REGISTRY))
 def test_cupy_trajectory_agrees_with_numpy(cupy_backend, name):
     means = []

@@ -41,11 +41,16 @@ def grid(n: int, block: int = BLOCK) -> tuple[int]:
     return ((int(n) + block - 1) // block,)
 
 
-def check_device_array(name: str, a, dtype) -> None:
-    """CuPy launches check nothing: refuse host arrays, wrong dtypes and strided views before the kernel runs."""
+def device_array_type() -> type:
+    """The array type kernels accept (``cupy.ndarray``; the tests swap in a host stand-in)."""
     import cupy
 
-    if not isinstance(a, cupy.ndarray):
+    return cupy.ndarray
+
+
+def check_device_array(name: str, a, dtype) -> None:
+    """CuPy launches check nothing: refuse host arrays, wrong dtypes and strided views before the kernel runs."""
+    if not isinstance(a, device_array_type()):
         raise TypeError(f"{name} must be a cupy array on the device, got {type(a).__name__}")
     if a.dtype != np.dtype(dtype):
         raise TypeError(f"{name} must be {np.dtype(dtype)}, got {a.dtype}")

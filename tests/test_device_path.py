@@ -1,0 +1,104 @@
+"""The cupy code path end to end: whole generations (ask → evaluate → tell) against the numba backend, what
+crosses between host and device per generation, and the host emulation's own launch checks.
+
+``cupy_backend`` runs each test twice: on the host emulation of the CUDA kernels (every CI run) and on a GPU
+(``-m gpu``, skipped without one)."""
+import contextlib
+
+import numpy as np
+import pytest
+
+import host_cupy
+from esprune import strategies, tasks
+from esprune.bench import random_mask
+from esprune.errors import BackendUnavailable
+from esprune.ops import host_cuda
+from esprune.params import Layout
+
+# (task, task options, strategy, P): small cousins of the bench workloads W1 (control) and W2 (CNN).
+WORKLOADS = {"control": ("CartPole-v1", {"episodes": 3}, "sep_cma_es", 10),
+             "cnn": ("blobs", {"batch_size": 24}, "snes", 8)}
+
+
+def generations(workload, backend, n=3, density=0.3, watch_last=contextlib.nullcontext):
+    task_name, options, strategy, P = WORKLOADS[workload]
+    task = tasks.make(task_name, **options)
+    net = task.default_net()
+    layout = Layout(net.spec, random_mask(net.spec, density, seed=1))
+    es = strategies.make(strategy, layout.dim, P, seed=0, backend=backend)
+    es.mean = layout.flatten({k: v.astype(np.float64) for k, v in net.init(0).items()})
+    fitness = []
+    for g in range(n):
+        with watch_last() if g == n - 1 else contextlib.nullcontext():
+            pop = es.ask()
+            fitness.append(task.evaluate(net, layout, pop, seed=0, generation=g, backend=backend))
+            es.tell(fitness[-1])
+    return np.array(fitness), es.be.to_numpy(es.mean), es.be.to_numpy(es.std), layout.dim, P
+
+
+@pytest.mark.parametrize("workload", list(WORKLOADS))
+def test_generations_on_the_device_follow_the_numba_backend(cupy_backend, workload):
+    f_cpu, mean_cpu, std_cpu, _, _ = generations(workload, "numba")
+    f_dev, mean_dev, std_dev, _, _ = generations(workload, cupy_backend)
+    assert isinstance(f_dev, np.ndarray) and f_dev.dtype == np.float64
+    if workload == "control":  # discrete actions: the returns are step counts and must be identical
+        np.testing.assert_array_equal(f_dev, f_cpu)
+    else:
+        np.testing.assert_allclose(f_dev, f_cpu, rtol=1e-5)
+    # Equal fitness ranks give equal updates; the noise moments are float64 sums in the same order.
+    np.testing.assert_allclose(mean_dev, mean_cpu, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(std_dev, std_cpu, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("workload", list(WORKLOADS))
+def test_a_generation_moves_only_the_fitness_to_the_host(workload, host_device):
+    """Nothing of size d (mean, std, noise, members) crosses in either direction inside a generation."""
+    moved = {}
+
+    @contextlib.contextmanager
+    def count():
+        for log in host_cupy.transfers.values():
+            log.clear()
+        yield
+        moved.update({k: list(v) for k, v in host_cupy.transfers.items()})
+
+    _, _, _, dim, P = generations(workload, host_device, watch_last=count)
+    episodes = WORKLOADS[workload][1].get("episodes", 1)
+    assert moved["to_host"] == [8 * P * episodes]  # float64 returns (control) or fitness (classification)
+    # Up: members' noise rows and signs, the fitness weights, and the batch indices or episode start states.
+    batch = WORKLOADS[workload][1].get("batch_size", 0)
+    assert moved["to_device"] and max(moved["to_device"]) <= 8 * max(P, batch, 4 * episodes)
+    assert 8 * dim > 100 * max(moved["to_device"])  # …and d is far larger than any of them
+
+
+def test_launches_refuse_what_a_gpu_would_misread(host_device):
+    """CuPy passes a numpy scalar with its own width and a Python float as a double: the emulated launch
+    checks every argument against the kernel's parameter types instead of reading garbage."""
+    kernel = host_cuda.load("noise.cu").get_function("philox_uint32")
+    members, out = np.arange(3, dtype=np.uint32), np.zeros((3, 5), dtype=np.uint32)
+    good = [members, np.int32(3), np.int32(5), np.uint32(1), np.uint32(2), np.uint32(0), out]
+    kernel((1,), (32,), good)
+    from esprune.ops import noise
+    np.testing.assert_array_equal(out, noise.philox_uint32_reference(members, 5, 1, 2, 0))
+    with pytest.raises(TypeError, match=r"argument 2 \(int dim\) needs a numpy int32"):
+        kernel((1,), (32,), good[:2] + [np.int64(5)] + good[3:])
+    with pytest.raises(TypeError, match="points to uint32, got an array of int64"):
+        kernel((1,), (32,), [members.astype(np.int64)] + good[1:])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        kernel((1,), (32,), good[:-1] + [np.zeros((5, 3), dtype=np.uint32).T])
+    with pytest.raises(TypeError, match="takes 7 arguments"):
+        kernel((1,), (32,), good[:-1])
+    with pytest.raises(ValueError, match="exceeds CUDA's 1024"):
+        kernel((1,), (2048,), good)
+    with pytest.raises(ValueError, match="exceeds CUDA's limits"):
+        kernel((1, 70000), (32,), good)
+
+
+def test_a_kernel_whose_threads_cooperate_is_refused_on_the_host(host_device, tmp_path, monkeypatch):
+    """Threads run one by one on the host, so shared memory and barriers must not compile there."""
+    (tmp_path / "host_cuda.h").write_text((host_cuda.cuda.kernels_dir() / "host_cuda.h").read_text())
+    (tmp_path / "sync.cu").write_text('extern "C" __global__ void k(float* x) { __syncthreads(); x[0] = 1; }\n')
+    monkeypatch.setattr(host_cuda.cuda, "kernels_dir", lambda: tmp_path)
+    monkeypatch.setenv("ESPRUNE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(BackendUnavailable, match="no barriers"):
+        host_cuda.load.__wrapped__("sync.cu")
