@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from esprune import datasets, strategies, tasks
+from esprune import datasets, noise, strategies, tasks
 from esprune.datasets import DataError
 from esprune.nets import cross_entropy
 from esprune.params import Layout
@@ -110,3 +110,14 @@ def test_snes_learns_blobs():
         es.tell(task.evaluate(net, layout, es.ask(), seed=0, generation=g))
     after = task.score(net, layout, es.mean[None].astype(np.float32))[0]
     assert after > max(0.5, before + 0.2), (before, after)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_batch_choice_is_the_prefix_of_a_stable_argsort(ties):
+    from esprune.tasks.classify import smallest_first
+
+    for g in range(20):
+        words = noise.philox_uint32(3, g, 1, 5000, stream=noise.BATCH)[0]
+        words = words % np.uint32(40) if ties else words  # many equal words: the index must break ties
+        for k in (1, 64, 1024, 4999, 5000, 6000):
+            np.testing.assert_array_equal(smallest_first(words, k), np.argsort(words, kind="stable")[:k])
