@@ -10,6 +10,14 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+
+// NVRTC (what CuPy compiles with) sees no host headers: the C library's macros do not exist there, so they
+// must not exist here either, or a kernel that uses them would pass on the host and fail on the device.
+#undef INFINITY
+#undef NAN
+#undef HUGE_VAL
+#undef HUGE_VALF
 
 #ifdef ESPRUNE_HOST_SCAN
 #define __global__ __esprune_kernel__  // a marker the launcher generator finds in the preprocessed source
@@ -31,6 +39,12 @@ static thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 __device__ __forceinline__ unsigned int __umulhi(unsigned int a, unsigned int b) {
     return (unsigned int)(((unsigned long long)a * b) >> 32);
+}
+
+__device__ __forceinline__ float __int_as_float(int bits) {
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
 }
 
 namespace esprune_host {

@@ -94,11 +94,16 @@ def test_launches_refuse_what_a_gpu_would_misread(host_device):
         kernel((1, 70000), (32,), good)
 
 
-def test_a_kernel_whose_threads_cooperate_is_refused_on_the_host(host_device, tmp_path, monkeypatch):
-    """Threads run one by one on the host, so shared memory and barriers must not compile there."""
+@pytest.mark.parametrize("body,why", [
+    ("__syncthreads(); x[0] = 1;", "no barriers"),  # threads run one by one on the host
+    ("__shared__ float s[32]; x[0] = s[0];", "no shared memory"),
+    ("x[0] = -INFINITY;", "INFINITY"),  # NVRTC has no host headers: CuPy could not compile this
+])
+def test_what_the_host_cannot_emulate_or_nvrtc_cannot_compile_is_refused(host_device, tmp_path, monkeypatch,
+                                                                        body, why):
     (tmp_path / "host_cuda.h").write_text((host_cuda.cuda.kernels_dir() / "host_cuda.h").read_text())
-    (tmp_path / "sync.cu").write_text('extern "C" __global__ void k(float* x) { __syncthreads(); x[0] = 1; }\n')
+    (tmp_path / "k.cu").write_text(f'extern "C" __global__ void k(float* x) {{ {body} }}\n')
     monkeypatch.setattr(host_cuda.cuda, "kernels_dir", lambda: tmp_path)
     monkeypatch.setenv("ESPRUNE_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(BackendUnavailable, match="no barriers"):
-        host_cuda.load.__wrapped__("sync.cu")
+    with pytest.raises(BackendUnavailable, match=why):
+        host_cuda.load.__wrapped__("k.cu")
