@@ -22,7 +22,9 @@ def host_device(monkeypatch):
         pytest.skip("no C++ compiler to build the CUDA kernels for the host")
     monkeypatch.setattr(cuda, "load", host_cuda.load)
     monkeypatch.setattr(cuda, "device_array_type", lambda: host_cupy.ndarray)
-    return backend.Backend("cupy", host_cupy)
+    host, real_get = backend.Backend("cupy", host_cupy), backend.get
+    monkeypatch.setattr(backend, "get", lambda name="auto": host if name == "cupy" else real_get(name))
+    return host
 
 
 @pytest.fixture(params=["host", pytest.param("device", marks=pytest.mark.gpu)])
