@@ -20,7 +20,7 @@ kernels:
 	@if command -v nvcc >/dev/null 2>&1; then \
 		for f in kernels/*.cu; do \
 			echo "nvcc $$f"; \
-			nvcc -std=c++14 -Ikernels $(NVCC_ARCH) -c $$f -o /dev/null || exit 1; \
+			nvcc -std=c++17 -Ikernels $(NVCC_ARCH) -c $$f -o /dev/null || exit 1; \
 		done; \
 	else echo "nvcc not found: CUDA sources not compiled"; fi
 

@@ -33,7 +33,7 @@ def load(filename: str, *options: str):
     path = kernels_dir() / filename
     # '#line' makes NVRTC's messages point into the .cu file instead of an anonymous string.
     code = f'#line 1 "{path}"\n' + path.read_text()
-    return cupy.RawModule(code=code, options=("-std=c++14", f"-I{kernels_dir()}", *options))
+    return cupy.RawModule(code=code, options=("-std=c++17", f"-I{kernels_dir()}", *options))
 
 
 def grid(n: int, block: int = BLOCK) -> tuple[int]:
