@@ -176,6 +176,11 @@ def render_peaks(result: dict) -> list[str]:
             for p in result["peak"].values()]
 
 
+def optional(row: dict, key: str, fmt: str, scale: float = 1.0) -> str:
+    """``row[key]`` (times ``scale``) formatted, or "-" where the row has no such column."""
+    return format(scale * row[key], fmt) if key in row else "-"
+
+
 def render(result: dict) -> str:
     """A plain-text table of a suite's rows, with the measured peaks above it."""
     lines = render_peaks(result)
@@ -183,11 +188,10 @@ def render(result: dict) -> str:
             f"{'GF/s act':>10}{'GF/s dense':>11}{'%peak':>7}{'sp/dense':>9}{'vs ref':>8}")
     lines += [head, "-" * len(head)]
     for r in result["rows"]:
-        opt = lambda k, fmt: format(r[k], fmt) if k in r else "-"  # noqa: E731
         lines.append(f"{r['workload']:<26}{r['backend']:<8}{r['path']:<10}{r['density']:>8.2f}{r['median_s']:>11.2e}"
                      f"{r['min_s']:>10.2e}{r['max_s']:>10.2e}{r['gflops_active']:>10.2f}{r['gflops_dense_equiv']:>11.2f}"
                      f"{(100 * r['frac_peak']) if 'frac_peak' in r else float('nan'):>7.1f}"
-                     f"{opt('speedup_vs_dense', '.2f'):>9}{opt('speedup_vs_reference', '.1f'):>8}")
+                     f"{optional(r, 'speedup_vs_dense', '.2f'):>9}{optional(r, 'speedup_vs_reference', '.1f'):>8}")
     return "\n".join(lines)
 
 
@@ -218,7 +222,7 @@ def task_rollouts(repeats: int = 5, progress=None) -> dict:
 def render_tasks(result: dict) -> str:
     lines = [f"{'workload':<34}{'backend':<8}{'path':<10}{'steps':>9}{'median s':>10}{'steps/s':>12}{'vs ref':>8}"]
     for r in result["rows"]:
-        ratio = f"{r['speedup_vs_reference']:.1f}" if "speedup_vs_reference" in r else "-"
+        ratio = optional(r, "speedup_vs_reference", ".1f")
         lines.append(f"{r['workload']:<34}{r['backend']:<8}{r['path']:<10}{r['steps']:>9.0f}{r['median_s']:>10.4f}"
                      f"{r['steps_per_s']:>12.0f}{ratio:>8}")
     return "\n".join(lines)

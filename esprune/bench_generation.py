@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import strategies, tasks
-from .bench import _macs, backends_to_measure, machine, peaks_of, random_mask, render_peaks, timeit
+from .bench import _macs, backends_to_measure, machine, optional, peaks_of, random_mask, render_peaks, timeit
 from .params import Layout
 
 DENSITIES = (1.0, 0.8**10)
@@ -129,9 +129,8 @@ def render(result: dict) -> str:
     lines += [head, "-" * len(head)]
     for r in result["rows"]:
         rate = f"{r['steps_per_s']:.3g} steps/s" if "steps_per_s" in r else f"{r['gflops']:.1f} GF/s"
-        peak = f"{100 * r['frac_peak']:.1f}" if "frac_peak" in r else "-"
-        sp = f"{r['speedup_vs_dense']:.2f}" if "speedup_vs_dense" in r else "-"
-        gpu = f"{r['speedup_vs_numba']:.1f}" if "speedup_vs_numba" in r else "-"
+        peak = optional(r, "frac_peak", ".1f", scale=100)
+        sp, gpu = optional(r, "speedup_vs_dense", ".2f"), optional(r, "speedup_vs_numba", ".1f")
         lines.append(f"{r['workload']:<48}{r['backend']:<8}{r['density']:>8.3f}{r['median_s']:>10.3f}"
                      f"{r['min_s']:>9.3f}{r['max_s']:>9.3f}{rate:>18}{peak:>7}{sp:>9}{gpu:>8}")
     return "\n".join(lines + render_estimate(result))
