@@ -1,11 +1,12 @@
 """Flatness of a solution: top Hessian eigenvalues and trace of the training loss over its active parameters,
 and a black-box sharpness profile.
 
-Curvature uses the GD reference's Hessian-vector products (central differences of exact gradients) inside a
-scipy ``LinearOperator``: Lanczos (``eigsh``) for the top eigenvalues, Hutchinson's estimator for the trace.
-Both need a supervised loss, so they exist for classification tasks only. The sharpness profile needs no
-gradient: the mean loss increase when every active parameter is perturbed by N(0, r²) (the ES's own kind of
-noise), evaluated for all perturbations at once as one population; it works for every task.
+Curvature uses the GD reference's exact Hessian-vector products (Pearlmutter's R-operator through the numpy
+backprop, ``Objective.hvp``) inside a scipy ``LinearOperator``: Lanczos (``eigsh``) for the top eigenvalues,
+Hutchinson's estimator for the trace. Both need a supervised loss, so they exist for classification tasks only.
+The sharpness profile needs no gradient: the mean loss increase when every active parameter is perturbed by
+N(0, r²) (the ES's own kind of noise), from antithetic pairs ±rε so that the gradient term cancels, evaluated
+for all perturbations at once as one population; it works for every task.
 """
 from __future__ import annotations
 
@@ -36,13 +37,21 @@ def hutchinson_trace(hvp, dim: int, probes: int = 20, seed: int = 0) -> tuple[fl
 
 
 def sharpness(loss, theta, radii=RADII, samples: int = 32, seed: int = 0) -> list[dict]:
-    """Mean (and std) increase of ``loss`` (population → losses) under N(0, r²) perturbations of ``theta``."""
+    """Mean and std over ε ~ N(0, I) of the rise (L(θ + rε) + L(θ − rε)) / 2 − L(θ), per radius r.
+
+    ``loss`` maps a population ``(P, d)`` to losses ``(P,)``; each radius evaluates one population of
+    2·``samples`` members (the antithetic pairs). Within a pair the first-order term r·∇Lᵀε cancels, so each
+    rise is ½r²·εᵀHε + O(r⁴) and the mean estimates ½r²·tr(H); a one-sided L(θ + rε) − L(θ) carries r·∇Lᵀε,
+    whose sample mean has std r·|∇L|/√samples and swamps the curvature at small r away from a minimum.
+    """
     rng = np.random.default_rng([seed, 0x5A4])
     base = float(loss(theta[None])[0])
+    n = int(samples)
     out = []
     for r in radii:
-        pop = theta[None] + r * rng.standard_normal((int(samples), theta.size))
-        rise = np.asarray(loss(pop), np.float64) - base
+        step = r * rng.standard_normal((n, theta.size))
+        values = np.asarray(loss(np.concatenate([theta[None] + step, theta[None] - step])), np.float64)
+        rise = 0.5 * (values[:n] + values[n:]) - base
         out.append({"radius": float(r), "mean_increase": float(rise.mean()), "std_increase": float(rise.std())})
     return out
 
