@@ -81,7 +81,7 @@ def r_forward(net, params: dict, tangent: dict, x):
 
     ``tangent`` holds the direction v as named tensors shaped like ``params`` (pruned entries 0, as
     ``Layout.unflatten`` makes them); ``out`` and ``R{out}`` are ``(B, out_dim)`` in the dtype of ``params``.
-    Every R-rule is the product rule of its line in ``forward`` (Pearlmutter 1994, §3); the input carries no
+    Every R-rule is the product rule of its line in ``forward`` (Pearlmutter 1994); the input carries no
     R-term (R{x} = 0, so the first block skips it).
     """
     dtype = params[net.spec.tensors[0].name].dtype

@@ -58,7 +58,7 @@ class Objective:
     def hvp(self, theta, v):
         """``H(θ)·v`` ``(d,)`` float64 for θ, v ``(d,)``: exact, by Pearlmutter's R-operator (Pearlmutter 1994,
         "Fast exact multiplication by the Hessian") with the ReLU and max-pool patterns of θ — the Hessian
-        wherever L is twice differentiable, i.e. everywhere but on the kinks. Costs about two gradients.
+        wherever L is twice differentiable, i.e. everywhere but on the kinks. Costs about 2–3 gradients.
 
         Finite differences of the gradient are not a substitute on ReLU networks: across a batch their step
         crosses kinks, and each crossing adds a step-dependent term (see ``hessian_vector_product``).
