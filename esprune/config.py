@@ -299,3 +299,30 @@ def _check_options(what, factory, options):
 def _integer(key, value):
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{key} must be an integer, got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------- derived configs
+def default_path(cfg: RunConfig, preset: str | None = None) -> str:
+    """Where ``esprune run`` writes without --out: runs/<preset|task>-<prune>[-gd]-s<seed>.h5."""
+    trainer = "" if cfg.trainer == "es" else "-gd"
+    return f"runs/{preset or cfg.task}-{cfg.prune}{trainer}-s{cfg.seed}.h5"
+
+
+def transfer_config(source, changes: dict, prepare: bool = True) -> RunConfig:
+    """The config of a transfer run: the source run's config with ``changes`` (None values are kept from the
+    source) and ``tickets_from = source``; every ticket of the source unless ``iterations`` is given.
+
+    A new task drops the source task's options (e.g. data_dir) and GD options (supervised vs PPO); a GD
+    transfer of an SNR run is labelled magnitude (no pruning happens in a transfer)."""
+    from .store import RunFile
+
+    run = RunFile.open(source)
+    base = dict(run.config)
+    changes = dict(changes)
+    if changes.get("task") and changes["task"] != base.get("task"):
+        base["task_options"], base["gd_options"] = {}, {}
+    if changes.get("trainer") == "gd" and base.get("prune") == "snr":
+        base["prune"] = "magnitude"
+    if changes.get("iterations") is None:
+        changes["iterations"] = run.tickets() - 1
+    return resolve(base, changes, {"tickets_from": str(source)}, prepare=prepare)
