@@ -83,6 +83,7 @@ class RunConfig:
 
 
 KEYS = tuple(f.name for f in dataclasses.fields(RunConfig))
+LATER_KEYS = {"trainer": "es", "gd_options": {}, "tickets_from": None}  # what older run files lacked meant
 DEFAULTS = RunConfig().to_dict()
 
 

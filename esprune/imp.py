@@ -25,9 +25,6 @@ from .params import Layout, Mask
 from .store import RunFile, RunFileError, real_path
 from .testing import kill_point
 
-# Keys that run files of earlier esprune versions may lack; they had these values.
-_LATER_KEYS = {"trainer": "es", "gd_options": {}, "tickets_from": None}
-
 
 class Experiment:
     """One IMP run bound to its run file."""
@@ -67,7 +64,7 @@ class Experiment:
         """The run in ``path``, ready to continue; its stored config is checked like a new one, and it
         continues on the backend it started with (or is refused, with the reason)."""
         run = RunFile.open(path)
-        stored = {**_LATER_KEYS, **run.config}
+        stored = run.config
         try:
             cfg = _config.validate(stored)
         except BackendUnavailable as err:
@@ -91,10 +88,13 @@ class Experiment:
         if self.run.finished:
             return self.run.summary()
         self.run.lock()
-        ck = self.run.checkpoint()
-        while not ck["finished"]:
-            self._iteration(int(ck["iteration"]), ck, progress)
+        try:
             ck = self.run.checkpoint()
+            while not ck["finished"]:
+                self._iteration(int(ck["iteration"]), ck, progress)
+                ck = self.run.checkpoint()
+        finally:
+            self.run.unlock()
         return self.run.summary()
 
     def progress_start(self) -> tuple[int, int]:

@@ -41,6 +41,7 @@ import h5py
 import numpy as np
 
 from . import __version__
+from . import config as _config
 from .errors import UserError
 from .params import Mask, ParamSpec, Tensor
 
@@ -147,7 +148,11 @@ class RunFile:
             f.create_group("iterations")
             _write_ticket(f, spec, 0, ticket)
 
-        run.commit(write, create=True)
+        try:
+            run.commit(write, create=True)
+        except BaseException:
+            run.unlock()
+            raise
         run.checkpoint_path.unlink(missing_ok=True)  # a previous run's side file (its run_id differs anyway)
         return run
 
@@ -243,7 +248,8 @@ class RunFile:
 
     @property
     def config(self) -> dict:
-        return self._read(lambda f: json.loads(f.attrs["config"]))
+        """The stored config as a plain dict (keys added after a file was written take their old values)."""
+        return {**_config.LATER_KEYS, **self._read(lambda f: json.loads(f.attrs["config"]))}
 
     @property
     def spec(self) -> ParamSpec:
@@ -335,6 +341,9 @@ def _check_header(f, name):
         raise RunFileError(f"{name} has a damaged config or param_spec attribute (not valid JSON: {err})") from None
     if not isinstance(cfg, dict):
         raise RunFileError(f"{name} has a damaged config attribute (not a JSON object)")
+    lacking = sorted(set(_config.KEYS) - set(cfg) - set(_config.LATER_KEYS))
+    if lacking:
+        raise RunFileError(f"{name} has a damaged config attribute: config lacks key(s) {', '.join(lacking)}")
     missing = [key for key in REQUIRED if key not in f]
     if missing:
         raise RunFileError(f"{name} lacks /{', /'.join(missing)}: it was never completely written (or was "
