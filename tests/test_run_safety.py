@@ -32,11 +32,14 @@ def invoke(*args):
 
 
 def one_line_error(result, words=""):
-    """Exit status 2, one line on stderr naming ``words``, no traceback."""
-    err = result.stderr.strip()
+    """Exit status 2, the error in one line naming ``words`` (after any progress line), no usage block, no
+    traceback."""
+    lines = result.stderr.strip().splitlines()
     assert result.exit_code == 2, (result.exit_code, result.output)
-    assert "\n" not in err and "Traceback" not in result.output and words in err, err
-    return err
+    assert lines and lines[-1].startswith("Error: ") and words in lines[-1], lines
+    assert not any(line.startswith(("Usage:", "Try ", "Traceback")) for line in lines), lines
+    assert sum(line.startswith("Error") for line in lines) == 1 and "Traceback" not in result.output
+    return lines[-1]
 
 
 def digest(path):
@@ -234,8 +237,10 @@ def test_disk_full_during_a_commit_is_one_line_and_the_run_resumes_to_the_same_n
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_replace(src, dst)
 
+    toml = tmp_path / "tiny.toml"
+    toml.write_text("eval_every = 2\ncheckpoint_every = 1\n[task_options]\nepisodes = 1\n")
     monkeypatch.setattr(os, "replace", replace)
-    one_line_error(invoke("run", *FLAGS, "--checkpoint-every", "1", "--out", path), "no space left")
+    one_line_error(invoke("run", toml, *FLAGS, "--out", path), "no space left")
     monkeypatch.setattr(os, "replace", real_replace)
     assert not list(tmp_path.glob("*.tmp"))
     assert invoke("resume", path, "--quiet").exit_code == 0
