@@ -238,12 +238,9 @@ def _check_strategy(cfg, spec):
 
 def _check_trainer(cfg, task):
     if cfg["trainer"] == "gd":
-        from .gd import ppo, supervised
-
-        factory = supervised.Supervised if task.kind == "classify" else ppo.PPO
-        _check_options("gd_options", factory, cfg["gd_options"])
         from . import gd
 
+        _check_options("gd_options", gd.trainer_class(task), cfg["gd_options"])
         gd.make_trainer(task, **cfg["gd_options"])  # option names and values
         if cfg["prune"] == "snr":
             raise ConfigError("prune=snr ranks weights by the ES search std, which gradient descent does not have; "
