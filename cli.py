@@ -19,13 +19,29 @@ class UsageError(click.ClickException):
 
 
 class Group(click.Group):
-    """Turns the library's UserError into a one-line usage error wherever a command raises it."""
+    """Turns the library's UserError and click's own usage errors (three lines: usage, hint, error) into one
+    line, exit status 2, wherever a command or the parsing of its arguments raises them."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except UserError as exc:
             raise UsageError(str(exc)) from None
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+
+
+def _one_line(exc: click.UsageError) -> click.ClickException:
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `esprune data` alone prints the group's help, as before
+        return exc
+    where = exc.ctx.command_path if exc.ctx is not None else "esprune"
+    return UsageError(f"{where}: {exc.format_message()} (see `{where} --help`)")
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -136,13 +152,19 @@ def run(config_file, preset, out, overwrite, quiet, **flags):
 
     from esprune.report import setting
 
+    _check_out(out)
     flags["gd_options"] = _key_values(flags.pop("gd_option"), "--gd-option") or None
     layers = [presets.get(preset) if preset else {}, config.load_toml(config_file) if config_file else {}, flags]
     cfg = config.resolve(*layers)
-    trainer = "" if cfg["trainer"] == "es" else "-gd"
-    out = out or f"runs/{preset or cfg['task']}-{cfg['prune']}{trainer}-s{cfg['seed']}.h5"
-    click.echo(f"esprune run: {setting(cfg)} · {cfg['iterations'] + 1} iterations → {out}", err=True)
-    _execute(Experiment.start(cfg, out, overwrite=overwrite), quiet)
+    out = out or config.default_path(cfg, preset)
+    exp = Experiment.start(cfg, out, overwrite=overwrite)
+    click.echo(f"esprune run: {setting(cfg)} · {cfg.iterations + 1} iterations → {out}", err=True)
+    _execute(exp, quiet)
+
+
+def _check_out(out):
+    if out is not None and not out.strip():
+        raise UsageError("--out is empty; give a file name such as runs/a.h5 (or leave --out out)")
 
 
 @cli.command()
@@ -169,20 +191,13 @@ def transfer(source, out, overwrite, quiet, **flags):
     from esprune import config
     from esprune.imp import Experiment
     from esprune.report import setting
-    from esprune.store import RunFile
 
-    base = RunFile.open(source).config
+    _check_out(out)
     flags["gd_options"] = _key_values(flags.pop("gd_option"), "--gd-option") or None
-    if flags["task"] and flags["task"] != base["task"]:
-        base["task_options"] = {}  # the source task's options (e.g. data_dir) need not fit the new task
-        base["gd_options"] = {}    # nor its trainer's (supervised vs PPO)
-    if flags["trainer"] == "gd" and base["prune"] == "snr":
-        base["prune"] = "magnitude"  # only a label here: no pruning happens in a transfer run
-    if flags["iterations"] is None:
-        flags["iterations"] = RunFile.open(source).tickets() - 1
-    cfg = config.resolve(base, flags, {"tickets_from": str(source)})
+    cfg = config.transfer_config(source, flags)
+    exp = Experiment.start(cfg, out, overwrite=overwrite)
     click.echo(f"esprune transfer: {source} → {setting(cfg)} → {out}", err=True)
-    _execute(Experiment.start(cfg, out, overwrite=overwrite), quiet)
+    _execute(exp, quiet)
 
 
 def _key_values(items, flag) -> dict:
@@ -206,9 +221,13 @@ def resume(run_file, quiet):
     """Continue a run from its last checkpoint (same numbers as an uninterrupted run on the same backend)."""
     from esprune.imp import Experiment
 
+    from esprune.report import table
+
     exp = Experiment.resume(run_file)
-    if exp.finished:
-        click.echo(f"{run_file} is already finished.", err=True)
+    if exp.finished:  # said before any lock is taken: a finished run needs no writer
+        click.echo(f"{run_file} is already finished; nothing to do.", err=True)
+        click.echo(table(exp.run.summary()))
+        return
     _execute(exp, quiet)
 
 
@@ -217,10 +236,9 @@ def _execute(exp, quiet):
     from esprune.report import table
 
     K, G = exp.K, exp.G
-    ck = exp.run.checkpoint()
-    start = int(ck["iteration"]) * G + int(ck["generation"]) if not ck["finished"] else (K + 1) * G
+    start, total = exp.progress_start()
     try:
-        with click.progressbar(length=(K + 1) * G, label="IMP", file=sys.stderr, show_pos=True,
+        with click.progressbar(length=total, label="IMP", file=sys.stderr, show_pos=True,
                                hidden=quiet, item_show_func=lambda s: s) as bar:
             bar.update(start)
 
@@ -230,10 +248,10 @@ def _execute(exp, quiet):
                 bar.update(1, f"iter {k}/{K} {unit} {g}/{G} best {best:.2f} sparsity {sparsity:.3f}")
             rows = exp.execute(progress)
     except KeyboardInterrupt:
-        click.echo(f"\ninterrupted; continue with: esprune resume {exp.run.path}", err=True)
+        click.echo(f"\ninterrupted; continue with: esprune resume {exp.run.name}", err=True)
         sys.exit(130)
     click.echo(table(rows))
-    click.echo(f"run file: {exp.run.path}", err=True)
+    click.echo(f"run file: {exp.run.name}", err=True)
 
 
 @cli.command()
@@ -274,8 +292,10 @@ def report(run_files, out, metric):
 
     One curve per pruning method; runs that differ only in their seed are drawn as the mean with a min–max band.
     """
+    from esprune.outputs import FIGURE_FORMATS, check_writable
     from esprune.report import figure
 
+    check_writable(out, FIGURE_FORMATS, "figure")
     curves = figure(run_files, out, metric)
     click.echo(f"wrote {out}: " + ", ".join(curves))
 
@@ -350,6 +370,9 @@ def flatness(run_files, iterations, top_k, probes, batch, samples, prefix, backe
     from esprune.analysis import output
     from esprune.analysis.solutions import finished_iterations, load
 
+    for path in run_files:
+        if not finished_iterations(path):
+            raise UsageError(f"{path} has no finished iteration yet; continue it with `esprune resume {path}`")
     jobs = [(path, k) for path in run_files for k in (iterations or finished_iterations(path))]
     results = []
     with click.progressbar(jobs, label="flatness", file=sys.stderr,
@@ -399,11 +422,16 @@ def data_check(data_dir, as_json):
     report = datasets.check(data_dir)
     if as_json:
         click.echo(json.dumps(report, indent=2))
-        return
-    for key, entry in report.items():
-        click.echo(f"{entry['status'][:7]:<8} {key:<45} {entry['path'] or ''}")
-        if entry["status"].startswith("bad"):
-            click.echo(f"         {entry['status']}")
+    else:
+        for key, entry in report.items():
+            click.echo(f"{entry['status']:<8} {key:<45} {entry['path'] or ''}")
+            if entry["status"] == "bad":
+                click.echo(f"         {entry['reason']}")
+    bad = [key for key, entry in report.items() if entry["status"] == "bad"]
+    if bad:
+        names = sorted({key.split("/")[0] for key in bad})
+        raise UsageError(f"{len(bad)} file(s) fail verification ({', '.join(bad)}); replace them with "
+                         + " and ".join(f"`esprune data fetch {n}`" for n in names))
 
 
 @data.command("fetch")
@@ -412,13 +440,13 @@ def data_check(data_dir, as_json):
               help="Where to put the files (default: $ESPRUNE_DATA, else ~/.cache/esprune).")
 @click.option("--url", default=None, help="Base URL to download from (default: the official site).")
 def data_fetch(name, dest, url):
-    """Download a dataset's official files; each is kept only once its content verifies."""
-    import os
+    """Download a dataset's official files; each is kept only once its content verifies (a corrupt copy
+    already there is replaced)."""
     from pathlib import Path
 
     from esprune import datasets
 
-    dest = dest or os.environ.get("ESPRUNE_DATA") or str(Path.home() / ".cache" / "esprune")
+    dest = dest or datasets.default_dir()
     kept = datasets.fetch(name, dest, url, progress=lambda f: click.echo(f"verified {f}", err=True))
     click.echo(f"{name}: {len(kept)} file(s) downloaded into {Path(dest) / datasets.folder(name)}")
 
@@ -450,6 +478,7 @@ def bench():
 def bench_forward(backends, densities, workloads, repeats, as_json, out):
     """Population forward passes: the paper's control MLP (P=100, B=8), a wide MLP and the paper's MNIST CNN
     (both P=128, B=1024). Dense and sparse paths per density, GFLOP/s against the matmul peak, speed-ups."""
+    _check_bench_out(out)
     from esprune import bench as _bench
 
     kwargs = {"repeats": repeats, "backends": backends, "workloads": workloads}
@@ -464,6 +493,7 @@ def bench_forward(backends, densities, workloads, repeats, as_json, out):
 @_bench_options(repeats=5, unit="calls per row")
 def bench_tasks(repeats, as_json, out):
     """CartPole-v1 environment steps per second: numpy reference vs the fused numba rollout."""
+    _check_bench_out(out)
     from esprune import bench as _bench
 
     with _bench_progress("bench tasks") as progress:
@@ -481,6 +511,7 @@ def bench_tasks(repeats, as_json, out):
 def bench_generation(backends, workloads, repeats, as_json, out):
     """Seconds per ES generation (ask → evaluate → tell) at density 1.0 and at IMP iteration 10's (0.8**10),
     with sparse/dense and GPU/CPU ratios and the fraction of the matmul peak (W2)."""
+    _check_bench_out(out)
     from esprune import bench_generation as _bench
 
     with _bench_progress("bench generation") as progress:
@@ -493,6 +524,7 @@ def bench_generation(backends, workloads, repeats, as_json, out):
 @_bench_options(repeats=1, unit="runs")
 def bench_imp(repeats, as_json, out):
     """The whole IMP loop: the demo preset cut to 3 iterations (checkpoints, test scores and pruning included)."""
+    _check_bench_out(out)
     from esprune import bench_generation as _bench
 
     _emit(_bench.imp(repeats), as_json, out, _bench.render_imp)
@@ -505,6 +537,7 @@ def bench_imp(repeats, as_json, out):
 def bench_all(out, as_json):
     """The whole suite with its default settings: forward, tasks, generation and imp, on every usable backend
     (what `make bench` runs)."""
+    _check_bench_out(out)
     from esprune import bench as _bench
     from esprune import bench_generation as _gen
 
@@ -521,6 +554,14 @@ def bench_all(out, as_json):
             fh.write(json.dumps(suites, indent=2) + "\n")
     if as_json:
         click.echo(json.dumps(suites, indent=2))
+
+
+def _check_bench_out(out):
+    """--out is checked before the benchmark runs, so a result is never computed only to be lost."""
+    if out is not None:
+        from esprune.outputs import check_writable
+
+        check_writable(out, what="benchmark result")
 
 
 @contextlib.contextmanager

@@ -98,21 +98,29 @@ def how_to_get(name: str) -> str:
             f"{manifest()[folder(name)]['url']}) into $ESPRUNE_DATA/{folder(name)}/")
 
 
+def default_dir() -> Path:
+    """Where ``esprune data fetch`` puts files without --dir: $ESPRUNE_DATA, else ~/.cache/esprune."""
+    return Path(os.environ.get("ESPRUNE_DATA") or Path.home() / ".cache" / "esprune")
+
+
 def check(data_dir=None) -> dict:
-    """For every dataset file: where it was found and whether it verifies (``esprune data check``)."""
+    """For every dataset file: where it was found, its ``status`` ("ok", "missing" or "bad") and, when bad,
+    the ``reason`` (``esprune data check``). A ``data_dir`` that is not a directory raises DataError."""
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise DataError(f"{data_dir} is not a directory; give the folder that holds mnist/, fashion-mnist/, "
+                        "kmnist/ (or leave it out to search the default places)")
     report = {}
     for name in NAMES:
         for filename in manifest()[folder(name)]["files"]:
             path = locate(name, filename, data_dir)
-            if path is None:
-                status = "missing"
-            else:
+            entry = {"path": str(path) if path else None, "status": "missing"}
+            if path is not None:
                 try:
                     read_verified(name, filename, path)
-                    status = "ok"
+                    entry["status"] = "ok"
                 except DataError as err:
-                    status = f"bad: {err}"
-            report[f"{name}/{filename}"] = {"path": str(path) if path else None, "status": status}
+                    entry.update(status="bad", reason=str(err))
+            report[f"{name}/{filename}"] = entry
     return report
 
 
@@ -126,8 +134,11 @@ def fetch(name: str, dest, base_url: str | None = None, progress=None) -> list[P
     for filename in entry["files"]:
         final = target / filename
         if final.exists():
-            read_verified(name, filename, final)
-            continue
+            try:
+                read_verified(name, filename, final)
+                continue
+            except DataError:
+                pass  # a corrupt copy is replaced below, once the download verifies
         url = base.rstrip("/") + "/" + filename
         with tempfile.NamedTemporaryFile(dir=target, suffix=".part", delete=False) as tmp:
             part = Path(tmp.name)

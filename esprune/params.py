@@ -69,6 +69,26 @@ class ParamSpec:
         body = ", ".join(f"{t.name}{list(t.shape)}{'' if t.prunable else '(fixed)'}" for t in self.tensors)
         return f"ParamSpec({body})"
 
+    # The *full* vector (every entry of every tensor, spec order, C order; what run files store) — as opposed to
+    # the flat vector of active parameters that a Layout owns.
+    def to_vector(self, tensors: Mapping[str, np.ndarray], dtype=None) -> np.ndarray:
+        """``(size,)``: every tensor flattened in spec order (pruned entries as they are, usually 0)."""
+        return np.concatenate([np.asarray(tensors[t.name], dtype=dtype).reshape(-1) for t in self.tensors])
+
+    def from_vector(self, vector) -> dict:
+        """Named tensors from a full ``(size,)`` vector (views into it)."""
+        vector = np.asarray(vector)
+        if vector.shape != (self.size,):
+            raise ConfigError(f"a full parameter vector of this network has {self.size} entries, got {vector.shape}")
+        out, start = {}, 0
+        for t in self.tensors:
+            out[t.name] = vector[start:start + t.size].reshape(t.shape)
+            start += t.size
+        return out
+
+    def to_json(self) -> list:
+        return [[t.name, list(t.shape), t.prunable] for t in self.tensors]
+
 
 class Mask(Mapping):
     """Boolean keep-masks of the prunable tensors (True = active), shared by the whole population."""
@@ -88,6 +108,17 @@ class Mask(Mapping):
     def dense(cls, spec: ParamSpec) -> Mask:
         """Every prunable weight active."""
         return cls({t.name: np.ones(t.shape, dtype=bool) for t in spec if t.prunable}, spec)
+
+    @classmethod
+    def from_vector(cls, spec: ParamSpec, vector) -> Mask:
+        """The mask stored as a full boolean ``(spec.size,)`` vector (biases' entries are ignored)."""
+        full = spec.from_vector(np.asarray(vector, dtype=bool))
+        return cls({n: full[n] for n in spec.prunable_names}, spec)
+
+    def to_vector(self) -> np.ndarray:
+        """Full boolean ``(spec.size,)`` vector, spec order; biases (never pruned) are True."""
+        return np.concatenate([self._masks[t.name].reshape(-1) if t.prunable else np.ones(t.size, dtype=bool)
+                               for t in self.spec])
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self._masks[name]

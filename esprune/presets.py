@@ -28,12 +28,14 @@ PRESETS = {
                       {"task": "fashion_mnist", "strategy": "snes", "popsize": 128, "generations": 4000,
                        "eval_every": 100, "iterations": 20, "keep": 0.8,
                        "strategy_options": {"sigma_init": 0.025, "temperature": 12.0, "mean_decay": 1e-4}}),
-    "kmnist": ("the paper's K-MNIST setting: PGPE (Adam 0.01→0.001, σ 0.05→0.01), P=128, 4000 generations",
+    "kmnist": ("the paper's K-MNIST setting: PGPE (Adam 0.01→0.001, σ 0.05→0.01, evosax 0.1.4's σ rule), P=128, "
+               "4000 generations",
                {"task": "kmnist", "strategy": "pgpe", "popsize": 128, "generations": 4000, "eval_every": 100,
                 "iterations": 20, "keep": 0.8,
                 "strategy_options": {"centered_rank": True, "lrate_init": 0.01, "lrate_decay": 0.999,
                                      "lrate_limit": 0.001, "sigma_init": 0.05, "sigma_decay": 0.999,
-                                     "sigma_limit": 0.01, "mean_decay": 1e-4}}),
+                                     "sigma_limit": 0.01, "mean_decay": 1e-4,
+                                     "sigma_rule": "evosax-0.1.4"}}),  # the published runs' σ update (PAPER.md)
     "gd-fashion-mnist": ("the paper's GD baseline on Fashion-MNIST: Adam lr 3e-4, batch 128, 2 epochs per "
                          "iteration, magnitude IMP",
                          {"task": "fashion_mnist", "trainer": "gd", "prune": "magnitude", "iterations": 20,

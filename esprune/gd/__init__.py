@@ -1,7 +1,34 @@
 """The gradient-descent reference: exact numpy backprop of esprune's masked networks, Adam/SGD, supervised
-training, PPO for control, SNIP/GraSP scores and Hessian-vector products. No autodiff framework."""
-from .objective import Objective, hessian_vector_product
-from .trainer import TrainResult
-from .trainer import make as make_trainer
+training, PPO for control, SNIP/GraSP scores and Hessian-vector products. No autodiff framework.
 
-__all__ = ["Objective", "hessian_vector_product", "TrainResult", "make_trainer"]
+``make_trainer`` lives here (as ``strategies.make`` does), above the trainers it chooses between, so that
+``trainer.py`` (TrainResult) is imported by them and imports none of them: no import circle.
+"""
+from __future__ import annotations
+
+import inspect
+
+from ..errors import ConfigError
+from .objective import Objective, hessian_vector_product
+from .ppo import PPO
+from .supervised import Supervised
+from .trainer import TrainResult
+
+
+def trainer_class(task):
+    """The trainer a task gets: Supervised (Adam/SGD on cross-entropy) for classification, PPO for control."""
+    return Supervised if task.kind == "classify" else PPO
+
+
+def make_trainer(task, **options):
+    """The trainer for ``task`` with ``options`` (its keyword arguments, checked by name)."""
+    factory = trainer_class(task)
+    known = list(inspect.signature(factory).parameters)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"gd_options for {task.name} ({factory.__name__}): unknown option(s) "
+                          f"{', '.join(unknown)}; known: {', '.join(known)}")
+    return factory(**options)
+
+
+__all__ = ["Objective", "hessian_vector_product", "TrainResult", "make_trainer", "trainer_class"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
+from ..optim import adam_step
 
 
 class SGD:
@@ -27,11 +28,8 @@ class Adam:
 
     def step(self, theta, grad):
         self.t += 1
-        self.m = self.beta1 * self.m + (1 - self.beta1) * grad
-        self.v = self.beta2 * self.v + (1 - self.beta2) * grad * grad
-        m_hat = self.m / (1 - self.beta1**self.t)
-        v_hat = self.v / (1 - self.beta2**self.t)
-        return theta - (self.lr * m_hat / (np.sqrt(v_hat) + self.eps)).astype(theta.dtype)
+        step, self.m, self.v = adam_step(grad, self.m, self.v, self.t, self.lr, self.beta1, self.beta2, self.eps)
+        return theta + step.astype(theta.dtype)
 
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}

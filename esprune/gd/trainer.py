@@ -1,12 +1,9 @@
-"""What every gradient-descent trainer returns, and the trainer a task gets (supervised or PPO)."""
+"""What every gradient-descent trainer returns (``gd.make_trainer`` picks the trainer)."""
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from ..errors import ConfigError
 
 
 @dataclass
@@ -24,18 +21,3 @@ class TrainResult:
     train: list = field(default_factory=list)
     evals: list = field(default_factory=list)
     steps: int = 0
-
-
-def make(task, **options):
-    """The trainer for ``task``: supervised (Adam/SGD on cross-entropy) for classification, PPO for control.
-    ``options`` are its keyword arguments, checked by name."""
-    from .ppo import PPO
-    from .supervised import Supervised
-
-    factory = Supervised if task.kind == "classify" else PPO
-    known = [p for p in inspect.signature(factory).parameters]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ConfigError(f"gd_options for {task.name} ({factory.__name__}): unknown option(s) "
-                          f"{', '.join(unknown)}; known: {', '.join(known)}")
-    return factory(**options)

@@ -1,0 +1,358 @@
+"""Issue 15: a user mistake prints one line and exits 2, and nothing is lost. Each fault found by trying esprune
+as a new user would (bad inputs, faults, symlinks, a full disk) has a test here; every run is tiny and every
+test works in its own temporary directory."""
+import dataclasses
+import errno
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from esprune import config, store, strategies
+from esprune.errors import BackendUnavailable, ConfigError, UserError
+from esprune.imp import Experiment
+from esprune.store import RunFile, RunFileError
+
+TINY = {"task": "CartPole-v1", "task_options": {"episodes": 1}, "strategy": "sep_cma_es", "prune": "snr",
+        "iterations": 1, "keep": 0.5, "generations": 4, "popsize": 4, "eval_every": 2, "checkpoint_every": 1,
+        "seed": 5}
+FLAGS = ["--task", "CartPole-v1", "--iterations", "1", "--keep", "0.5", "--generations", "4", "--popsize", "4",
+         "--seed", "5", "--quiet"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def one_line_error(result, words=""):
+    """Exit status 2, the error in one line naming ``words`` (after any progress line), no usage block, no
+    traceback."""
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert lines and lines[-1].startswith("Error: ") and words in lines[-1], lines
+    assert not any(line.startswith(("Usage:", "Try ", "Traceback")) for line in lines), lines
+    assert sum(line.startswith("Error") for line in lines) == 1 and "Traceback" not in result.output
+    return lines[-1]
+
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture
+def finished(tmp_path):
+    """A finished tiny run (fresh per test: tests below damage or replace it)."""
+    path = tmp_path / "good.h5"
+    rows = Experiment.start(config.resolve(TINY), path).execute()
+    return path, rows
+
+
+def comparable(rows):
+    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items() if k != "seconds"}
+            for r in rows]
+
+
+# ---------------------------------------------------------------------------------------------- data loss
+def test_transfer_onto_its_own_source_is_refused_and_the_source_kept(finished, tmp_path):
+    path, _ = finished
+    before = digest(path)
+    one_line_error(invoke("transfer", path, "--out", path, "--overwrite", "--quiet"), "source")
+    link = tmp_path / "link.h5"
+    link.symlink_to(path)
+    one_line_error(invoke("transfer", path, "--out", link, "--overwrite", "--quiet"), "source")
+    assert digest(path) == before and RunFile.open(path).finished
+
+
+@pytest.mark.parametrize("bad", [["--backend", "cupy"], ["--seed", "99999999999"], ["--seed", "-1"],
+                                 ["--seed", "4294967295"], ["--keep", "1e-9", "--iterations", "3"]])
+def test_overwrite_with_a_rejected_config_keeps_the_old_run(finished, bad):
+    from esprune import backend
+
+    if bad[1] == "cupy" and backend.probe()["cupy"][0]:
+        pytest.skip("a GPU is usable here, so --backend cupy is not a mistake")
+    path, _ = finished
+    before = digest(path)
+    one_line_error(invoke("run", *FLAGS, "--out", path, "--overwrite", *bad))
+    assert digest(path) == before
+
+
+def test_overwrite_replaces_the_old_run_only_when_the_first_commit_lands(finished, monkeypatch):
+    path, _ = finished
+    before = digest(path)
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left")))
+    with pytest.raises(RunFileError, match="no space left"):
+        Experiment.start(config.resolve(TINY), path, overwrite=True)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert digest(path) == before and not (path.parent / "good.h5.tmp").exists()
+
+
+def test_every_iterations_seed_is_checked_up_front():
+    top = 2**32 - 1
+    with pytest.raises(ConfigError, match="every iteration's seed"):
+        config.resolve({**TINY, "seed": top}, prepare=False)           # seed + 1 leaves uint32 at iteration 1
+    assert config.resolve({**TINY, "seed": top - 1}, prepare=False).seed_at(1) == top
+    assert config.resolve({**TINY, "seed": top, "fixed_seed": True}, prepare=False).seed_at(1) == top
+    for bad in ({"seed": -1}, {"init_seed": 2**32}, {"init_seed": -3}):
+        with pytest.raises(ConfigError, match="seed"):
+            config.resolve({**TINY, **bad}, prepare=False)
+
+
+def test_a_symlinked_run_is_written_where_it_points_and_locked_once(tmp_path):
+    real = tmp_path / "real" / "run.h5"
+    real.parent.mkdir()
+    Experiment.start(config.resolve(TINY), real).run.unlock()            # started, not run: unfinished
+    link = tmp_path / "link.h5"
+    link.symlink_to(real)
+    holder = RunFile.open(real)
+    holder.lock()
+    with pytest.raises(RunFileError, match="another esprune process"):
+        RunFile.open(link).lock()                                       # one lock for both names
+    holder.unlock()
+    Experiment.resume(link).execute()
+    assert link.is_symlink() and RunFile.open(real).finished
+    assert not (tmp_path / "link.h5.lock").exists()
+
+
+STRATEGY_BAD = {"elite_ratio": [1.5, -0.5, 0.0], "sigma_init": [float("nan"), float("inf"), -1.0, 1e300, 0.0, "big"],
+                "lrate_init": [0.0, -1.0, "x"], "lrate_limit": [-1.0], "lrate_decay": [1.5, 0.0], "beta1": [1.0], "beta2": [-0.1],
+                "sigma_decay": [2.0], "sigma_limit": [-1.0], "sigma_max_change": [1.0, -0.1], "sigma_lrate": [-1.0],
+                "temperature": [float("nan")], "lrate_mean": [0.0], "lrate_sigma": [-0.1], "w_decay": [-1.0],
+                "mean_decay": [1.0, -0.1], "centered_rank": [1, "yes"], "opt": ["rmsprop"], "momentum": [1.0],
+                "eps": [0.0], "z_score": [0], "norm_range": ["no"], "sigma_rule": ["evosax"]}
+
+
+@pytest.mark.parametrize("strategy", sorted(strategies.REGISTRY))
+def test_every_hyperparameter_range_is_checked_up_front_for_every_strategy(strategy):
+    from esprune.strategies import hparams
+
+    names = strategies.hyperparameters(strategy)
+    assert set(names) <= set(hparams.RANGES)  # a new hyperparameter cannot escape the check
+    for name in names:
+        for value in STRATEGY_BAD[name]:
+            with pytest.raises(ConfigError, match=name):
+                config.resolve({**TINY, "strategy": strategy, "popsize": 4,
+                                "strategy_options": {name: value}}, prepare=False)
+    config.resolve({**TINY, "strategy": strategy, "strategy_options": dict(names)}, prepare=False)  # defaults pass
+
+
+# ---------------------------------------------------------------------------------------------- one-line errors
+def _damaged(path, tmp_path, change, name):
+    out = tmp_path / name
+    out.write_bytes(path.read_bytes())
+    with h5py.File(out, "r+") as f:
+        change(f)
+    return out
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda f: f.__delitem__("checkpoint"), "lacks /checkpoint"),
+    (lambda f: f.__delitem__("summary"), "lacks /summary"),
+    (lambda f: f.attrs.__setitem__("config", "{not json"), "not valid JSON"),
+    (lambda f: f.attrs.__setitem__("config", json.dumps({"task": "CartPole-v1"})), "config lacks key"),
+    (lambda f: f.attrs.__setitem__("config", json.dumps([1, 2])), "not a JSON object"),
+    (lambda f: f.attrs.__setitem__("format_version", "1"), "str '1'"),
+])
+def test_damaged_run_files_are_one_line_errors(finished, tmp_path, change, words):
+    path, _ = finished
+    bad = _damaged(path, tmp_path, change, "bad.h5")
+    for command in (["resume", bad], ["show", bad]):
+        one_line_error(invoke(*command), words if command[0] == "resume" or "config" not in words else "")
+
+
+def test_resume_of_a_stub_without_checkpoint(tmp_path):
+    stub = tmp_path / "stub.h5"
+    with h5py.File(stub, "w") as f:  # what `run --seed -1` left behind before this fix
+        f.attrs.update(format="esprune-run", format_version=1, config=json.dumps(config.DEFAULTS), param_spec="[]")
+        f.create_group("iterations")
+    one_line_error(invoke("resume", stub), "never completely written")
+
+
+@pytest.mark.parametrize("bad, words", [
+    ({"task_options": {"episodes": "many"}}, "episodes must be an integer"),
+    ({"task_options": {"episodes": 2.5}}, "episodes must be an integer"),
+    ({"task": "blobs", "task_options": {"batch_size": "abc"}}, "batch_size must be an integer"),
+    ({"task": "blobs", "task_options": {"batch_size": 2.7}}, "batch_size must be an integer"),
+    ({"strategy_options": {"sigma_init": "big"}}, "sigma_init must be a number"),
+    ({"trainer": "gd", "prune": "magnitude", "gd_options": {"lr": "abc"}}, "lr must be a finite number"),
+    ({"tickets_from": 5}, "tickets_from must be the path"),
+    ({"strategy": ["snes"]}, "strategy must be a name"),
+    ({"task_options": ["episodes"]}, "task_options must be a table"),
+    ({"popsize": 1_000_000_000_000}, "GiB"),
+    ({"keep": 1e-9, "iterations": 3}, "prunes all"),
+    ({"keep": float("nan")}, "keep must be"),
+])
+def test_wrongly_typed_or_impossible_values_are_config_errors(bad, words):
+    with pytest.raises(ConfigError, match=words):
+        config.resolve({**TINY, **bad}, prepare=False)
+
+
+def test_gd_option_and_popsize_from_the_command_line(tmp_path):
+    one_line_error(invoke("run", *FLAGS, "--trainer", "gd", "--prune", "magnitude", "--gd-option", "lr=abc",
+                          "--out", tmp_path / "a.h5"), "lr must be a finite number")
+    one_line_error(invoke("run", *FLAGS, "--popsize", "1000000000000", "--out", tmp_path / "b.h5"), "GiB")
+    one_line_error(invoke("run", *FLAGS, "--out", ""), "--out is empty")
+    assert not list(tmp_path.iterdir())
+
+
+def test_unwritable_output_directory_is_one_line(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def refuse_locks(path, *a, **k):
+        if str(path).endswith(".lock"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", refuse_locks)
+    one_line_error(invoke("run", *FLAGS, "--out", tmp_path / "x.h5"), "cannot write in")
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)
+    one_line_error(invoke("run", *FLAGS, "--out", tmp_path / "y.h5"), "cannot write in")
+    assert not list(tmp_path.glob("*.h5"))
+
+
+def test_resume_of_a_finished_run_says_so_without_taking_the_lock(finished, monkeypatch):
+    path, _ = finished
+    monkeypatch.setattr(RunFile, "lock", lambda self: (_ for _ in ()).throw(AssertionError("locked")))
+    result = invoke("resume", path)
+    assert result.exit_code == 0 and "already finished" in result.stderr
+
+
+@pytest.mark.parametrize("fail_at", [2, 7])  # a checkpoint inside iteration 0; iteration 0's final commit
+def test_disk_full_during_a_commit_is_one_line_and_the_run_resumes_to_the_same_numbers(finished, tmp_path,
+                                                                                     monkeypatch, fail_at):
+    _, rows = finished
+    path = tmp_path / "full.h5"
+    calls, real_replace = [], os.replace
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == fail_at:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst)
+
+    toml = tmp_path / "tiny.toml"
+    toml.write_text("eval_every = 2\ncheckpoint_every = 1\n[task_options]\nepisodes = 1\n")
+    monkeypatch.setattr(os, "replace", replace)
+    one_line_error(invoke("run", toml, *FLAGS, "--out", path), "no space left")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert not list(tmp_path.glob("*.tmp"))
+    assert invoke("resume", path, "--quiet").exit_code == 0
+    assert comparable(RunFile.open(path).summary()) == comparable(rows)
+
+
+def test_output_paths_of_report_and_bench_are_checked_before_the_work(finished, tmp_path, monkeypatch):
+    from esprune import bench, report
+
+    path, _ = finished
+    monkeypatch.setattr(report, "figure", lambda *a, **k: pytest.fail("report drew before checking -o"))
+    one_line_error(invoke("report", path, "-o", tmp_path / "f.xyz"), "format")
+    one_line_error(invoke("report", path, "-o", tmp_path / "nodir" / "f.png"), "does not exist")
+    monkeypatch.setattr(bench, "task_rollouts", lambda *a, **k: pytest.fail("bench ran before checking --out"))
+    one_line_error(invoke("bench", "tasks", "--out", tmp_path / "nodir" / "b.json"), "does not exist")
+
+
+def test_click_usage_errors_are_one_line():
+    one_line_error(invoke("run", "--bogus"), "No such option")
+    one_line_error(invoke("nosuchcommand"), "No such command")
+    one_line_error(invoke("run", "--popsize", "many"), "popsize")
+    assert invoke("data").exit_code in (0, 2) and "Usage" in invoke("data").output  # a bare group shows help
+
+
+# ---------------------------------------------------------------------------------------------- silently wrong
+def test_absurd_sigma_init_is_refused():
+    for value in (float("nan"), float("inf"), -1.0, 1e300):
+        with pytest.raises(ConfigError, match="sigma_init"):
+            config.resolve({**TINY, "strategy_options": {"sigma_init": value}}, prepare=False)
+
+
+def test_flatness_of_a_run_without_finished_iterations_is_refused(tmp_path):
+    path = tmp_path / "new.h5"
+    Experiment.start(config.resolve(TINY), path).run.unlock()
+    one_line_error(invoke("flatness", path, "--out", tmp_path / "fl"), "no finished iteration")
+    assert not list(tmp_path.glob("fl*"))
+
+
+def test_a_file_held_open_by_another_writer_is_named_as_such(finished):
+    path, _ = finished
+    holder = subprocess.Popen([sys.executable, "-c", "import h5py, sys, time; f = h5py.File(sys.argv[1], 'a'); "
+                               "print('open', flush=True); time.sleep(60)", str(path)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"open"
+        one_line_error(invoke("show", path), "another process")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_data_check_refuses_a_missing_directory_and_bad_files(tmp_path):
+    one_line_error(invoke("data", "check", tmp_path / "nope"), "not a directory")
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "train-labels-idx1-ubyte.gz").write_bytes(b"not gzip")
+    result = invoke("data", "check", tmp_path)
+    one_line_error(result, "esprune data fetch mnist")
+    assert "bad      mnist/train-labels-idx1-ubyte.gz" in result.stdout and "unreadable" in result.stdout
+
+
+@pytest.mark.data
+def test_data_fetch_replaces_a_corrupt_file(data_dir, tmp_path):
+    (tmp_path / "mnist").mkdir()
+    corrupt = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    corrupt.write_bytes(b"corrupt")
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
+        (tmp_path / "mnist" / name).symlink_to(data_dir / "mnist" / name)
+    result = invoke("data", "fetch", "mnist", "--dir", tmp_path, "--url", (data_dir / "mnist").as_uri())
+    assert result.exit_code == 0, result.output
+    assert digest(corrupt) == digest(data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz")
+
+
+def test_run_files_stay_near_their_data_and_checkpoints_do_not_rewrite_them(tmp_path, monkeypatch):
+    """checkpoint_every = 1: the run file is committed once at creation and once per iteration; in-iteration
+    checkpoints go to the small side file, and the file holds little beyond its datasets."""
+    commits = []
+    real_commit = RunFile.commit
+    monkeypatch.setattr(RunFile, "commit", lambda self, *a, **k: (commits.append(1), real_commit(self, *a, **k)))
+    path = tmp_path / "grow.h5"
+    cfg = {**TINY, "iterations": 2, "generations": 30, "eval_every": 10}
+    Experiment.start(config.resolve(cfg), path).execute()
+    assert len(commits) == 1 + 3
+    with h5py.File(path, "r") as f:
+        data = []
+        f.visititems(lambda name, obj: data.append(obj.nbytes) if isinstance(obj, h5py.Dataset) else None)
+    assert path.stat().st_size < 2 * sum(data) + 64 * 1024, (path.stat().st_size, sum(data))
+    assert not (tmp_path / "grow.h5.checkpoint").exists()  # stale once the iteration ends
+
+
+# ---------------------------------------------------------------------------------------------- the config's shape
+def test_run_config_is_frozen_typed_and_stores_the_resolved_backend(tmp_path):
+    cfg = config.resolve({**TINY, "backend": "auto"}, prepare=False)
+    assert cfg.backend in ("numba", "cupy") and cfg["backend"] == cfg.backend
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 3
+    with pytest.raises(TypeError):
+        cfg.task_options["episodes"] = 3
+    path = tmp_path / "auto.h5"
+    Experiment.start(cfg, path).run.unlock()
+    assert RunFile.open(path).config["backend"] == cfg.backend
+    assert json.loads(json.dumps(cfg.to_dict())) == cfg.to_dict()
+
+
+def test_resume_keeps_the_runs_backend_or_refuses_with_the_reason(tmp_path):
+    from esprune import backend
+
+    path = tmp_path / "b.h5"
+    Experiment.start(config.resolve({**TINY, "backend": "numpy"}), path).run.unlock()
+    assert Experiment.resume(path).cfg.backend == "numpy"
+    if backend.probe()["cupy"][0]:
+        return
+    with h5py.File(path, "r+") as f:
+        f.attrs["config"] = json.dumps({**json.loads(f.attrs["config"]), "backend": "cupy"})
+    with pytest.raises(BackendUnavailable, match="continues on its own backend"):
+        Experiment.resume(path)
+    assert isinstance(BackendUnavailable("x"), UserError)
