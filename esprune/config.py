@@ -98,6 +98,7 @@ def validate(cfg: dict, prepare: bool = True) -> dict:
     if prepare and hasattr(task, "prepare"):
         task.prepare()
     strategies.make(cfg["strategy"], 2, cfg["popsize"], **cfg["strategy_options"])  # popsize rule, option names
+    cfg["strategy_options"] = strategies.resolved_options(cfg["strategy"], cfg["strategy_options"])  # the variant
     _check_trainer(cfg, task)
     if cfg["tickets_from"] is not None:
         _check_source(cfg, task)

@@ -28,11 +28,9 @@ class PGPE(GaussianStrategy):
         loss_plus, loss_minus = loss[0::2], loss[1::2]
         pairs = loss_plus.shape[0]
         n_elite = max(1, int(pairs * hp["elite_ratio"]))
-        kept = xp.zeros(pairs)
-        if n_elite < pairs:  # keep the pairs whose better member is best
-            kept[xp.argsort(xp.minimum(loss_plus, loss_minus), kind="stable")[:n_elite]] = 1.0
-        else:
-            kept[:] = 1.0
+        kept = xp.ones(pairs)
+        if n_elite < pairs:  # keep the pairs whose better member is best (tied pairs at the cut share)
+            kept = self._best(xp.minimum(loss_plus, loss_minus), n_elite)
         # σ ascends the fitness (= −loss): reward_j = ½(f⁺_j + f⁻_j) − b, b = mean fitness of all members.
         reward = -0.5 * (loss_plus + loss_minus) + loss.mean()
         # Over the kept pairs, with σ⊙z_j the + member's step: mean gradient = σ ⊙ mean_j ½(f⁺ − f⁻) z_j (loss
@@ -42,7 +40,7 @@ class PGPE(GaussianStrategy):
         w2[0::2] = kept * reward / n_elite
         s1, s2 = self._moments(w1, w2)
         step, self.adam_m, self.adam_v = optimizer_step(hp, self.sigma * s1, self.adam_m, self.adam_v,
-                                                        self.generation + 1, self.lrate)
+                                                        self.updates + 1, self.lrate)
         sigma_grad = self.sigma * s2 - self.sigma * float((kept * reward).sum() / n_elite)
         change = hp["sigma_max_change"] * xp.abs(self.sigma)
         sigma = xp.clip(self.sigma + hp["sigma_lrate"] * sigma_grad, self.sigma - change, self.sigma + change)
