@@ -48,7 +48,7 @@ def constants(dim: int, popsize: int, elite_ratio: float, learning_rates: str = 
     d_sigma = 1 + 2 * max(0.0, math.sqrt((mu_eff - 1) / (dim + 1)) - 1) + c_sigma
     chi_n = math.sqrt(dim) * (1 - 1 / (4 * dim) + 1 / (21 * min(dim, _D_CAP) ** 2))  # E‖N(0, I)‖
     return dict(mu=mu, weights=w, mu_eff=mu_eff, c_1=c_1, c_mu=c_mu, c_sigma=c_sigma, d_sigma=d_sigma,
-                c_c=c_c, chi_n=chi_n, valid=c_1 + c_mu * sum(w) <= 1.0)
+                c_c=c_c, chi_n=chi_n, valid=c_1 + c_mu * sum(w) <= 1.0 + 1e-12)  # pycma's c_μ = 1 − c_1 rounds
 
 
 class SepCMAES(Strategy):
