@@ -107,7 +107,7 @@ def test_pycma_learning_rates_are_pycmas(d, popsize):
     assert k["c_1"] == pytest.approx(es.sp.c1_sep, rel=1e-12)
     assert k["c_mu"] == pytest.approx(es.sp.cmu_sep, rel=1e-12)
     assert k["c_c"] == pytest.approx(es.sp.cc_sep, rel=1e-12)
-    if d == 100:  # step-size control stays Ros & Hansen's; pycma's agrees here (it caps c_σ at 1/2, uses TPA for d ≥ 300)
+    if d == 100:  # σ control stays Ros & Hansen's; pycma's agrees here (it caps c_σ at 1/2; TPA for d ≥ 300)
         assert k["c_sigma"] == pytest.approx(es.adapt_sigma.cs, rel=1e-12)
         assert k["d_sigma"] == pytest.approx(es.adapt_sigma.damps, rel=1e-12)
 

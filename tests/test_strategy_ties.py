@@ -149,3 +149,19 @@ def test_ties_on_the_cupy_path_agree_with_numpy(cupy_backend, name, rng):
             s.tell(f)
         means.append(s.be.to_numpy(s.mean))
     np.testing.assert_allclose(means[1], means[0], rtol=1e-6, atol=1e-7)
+
+
+def test_esprune_strategies_states_the_tie_rules_and_the_learning_rate_variants():
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    result = CliRunner().invoke(cli, ["strategies"])
+    assert result.exit_code == 0
+    assert "ties=average" in result.output and "index: ties broken by member index" in result.output
+    assert "learning_rates=evosax" in result.output and "pycma: pycma 4.5's CMA_diagonal" in result.output
+    table = json.loads(CliRunner().invoke(cli, ["strategies", "--json"]).output)
+    assert set(table["sep_cma_es"]["choices"]["learning_rates"]) == {"evosax", "pycma"}
+    assert set(table["pgpe"]["choices"]["ties"]) == {"average", "index"}

@@ -117,7 +117,7 @@ class Strategy:
         self._pending = None
         if not informative:
             self.uninformative += 1
-        if informative or self.hp["ties"] == "index" and self._finite_any:
+        if informative or (self.hp["ties"] == "index" and self._finite_any):  # evosax updates on all-tied ones
             self._eps = eps
             self._update(pop, loss, order)
             self._eps = None

@@ -18,8 +18,9 @@ LEARNING_RATES = {
     "evosax": "evosax 0.1.4's (the paper's): c_1 = 2/((d+1.3)² + μ_eff), c_μ = (d+2)/3 · c_cov, c_c = 4/(d+4); "
               "c_1 + c_μ > 1 for small d and large P (warned; C is then clamped as evosax does)",
     "pycma": "pycma 4.5's CMA_diagonal rates (c1_sep, cmu_sep, cc_sep) in Ros & Hansen's update with positive "
-             "weights (pycma itself adds negative ones): c_1 = 1/(d + 2√d + μ_eff/d), c_μ = min(1 − c_1, (μ_eff + 1/μ_eff "
-             "− 1.75)/(d + 4√d + μ_eff/2)), c_c = (1 + 1/d + μ_eff/d)/(√d + 1/d + 2μ_eff/d)",
+             "weights (pycma itself adds negative ones): c_1 = 1/(d + 2√d + μ_eff/d), "
+             "c_μ = min(1 − c_1, (μ_eff + 1/μ_eff − 1.75)/(d + 4√d + μ_eff/2)), "
+             "c_c = (1 + 1/d + μ_eff/d)/(√d + 1/d + 2μ_eff/d)",
 }
 
 
@@ -76,6 +77,7 @@ class SepCMAES(Strategy):
         return self.sigma * self._clamped_C() ** 0.5
 
     def ask(self):
+        """As ``Strategy.ask``; the first call warns (RuntimeWarning) when c_1 + c_μ > 1 (C can turn negative)."""
         if not self.k["valid"] and not self._warned:
             self._warned = True
             warnings.warn(f"sep_cma_es: with d={self.dim} and popsize {self.popsize} the {self.hp['learning_rates']} "
@@ -95,11 +97,13 @@ class SepCMAES(Strategy):
         D2 = self._clamped_C()
         y_w = D2**0.5 * s1
         self._mean = self.mean + self.sigma * y_w
-        self.p_sigma = (1 - k["c_sigma"]) * self.p_sigma + math.sqrt(k["c_sigma"] * (2 - k["c_sigma"]) * k["mu_eff"]) * s1
+        self.p_sigma = ((1 - k["c_sigma"]) * self.p_sigma
+                        + math.sqrt(k["c_sigma"] * (2 - k["c_sigma"]) * k["mu_eff"]) * s1)  # s1 = y_w / D
         norm = float(xp.linalg.norm(self.p_sigma))
         bias = math.sqrt(1 - (1 - k["c_sigma"]) ** (2 * (self.updates + 1)))
         h_sigma = float(norm / bias < (1.4 + 2 / (d + 1)) * k["chi_n"])
         self.p_c = (1 - k["c_c"]) * self.p_c + h_sigma * math.sqrt(k["c_c"] * (2 - k["c_c"]) * k["mu_eff"]) * y_w
-        decay = 1 + k["c_1"] * (1 - h_sigma) * k["c_c"] * (2 - k["c_c"]) - k["c_1"] - k["c_mu"] * float(self.weights.sum())
+        decay = (1 + k["c_1"] * (1 - h_sigma) * k["c_c"] * (2 - k["c_c"]) - k["c_1"]
+                 - k["c_mu"] * float(self.weights.sum()))
         self.C = decay * self.C + k["c_1"] * self.p_c**2 + k["c_mu"] * D2 * s2
         self.sigma = self.sigma * math.exp(k["c_sigma"] / k["d_sigma"] * (norm / k["chi_n"] - 1))
