@@ -72,12 +72,13 @@ def info(as_json):
 @cli.command("strategies")
 @click.option("--json", "as_json", is_flag=True, help="Print names, aliases and defaults as JSON.")
 def list_strategies(as_json):
-    """The evolution strategies with their hyperparameters and defaults (PAPER.md's values)."""
+    """The evolution strategies with their hyperparameters and defaults (PAPER.md's values), and the choices
+    of the rule-choosing ones (ties; Sep-CMA-ES's learning_rates). A run file's config records the choice."""
     from esprune import strategies
 
     aliases = {v: k for k, v in strategies.ALIASES.items()}
     table = {name: {"alias": aliases[name], "doc": (cls.__doc__ or "").strip(),
-                    "hyperparameters": strategies.hyperparameters(name)}
+                    "hyperparameters": strategies.hyperparameters(name), "choices": strategies.choices(name)}
              for name, cls in strategies.REGISTRY.items()}
     if as_json:
         click.echo(json.dumps(table, indent=2))
@@ -85,6 +86,14 @@ def list_strategies(as_json):
     for name, entry in table.items():
         click.echo(f"{name} ({entry['alias']}): {entry['doc']}")
         click.echo("    " + ", ".join(f"{k}={v}" for k, v in entry["hyperparameters"].items()))
+        for option, values in entry["choices"].items():
+            if option != "ties":  # shared by all: printed once below
+                click.echo(f"    {option}:")
+                for value, text in values.items():
+                    click.echo(f"      {value}: {text}")
+    click.echo("every strategy: ties:")
+    for value, text in strategies.choices("snes")["ties"].items():
+        click.echo(f"  {value}: {text}")
 
 
 @cli.command("tasks")

@@ -234,6 +234,7 @@ def _check_strategy(cfg, spec):
     _hparams.check(name, options, strategies.hyperparameters(name))
     # option names, popsize rule and each strategy's own checks, at the real dimension
     strategies.make(name, spec.size, cfg["popsize"], **options)
+    cfg["strategy_options"] = strategies.resolved_options(name, options)  # the variant that ran, stored
 
 
 def _check_trainer(cfg, task):

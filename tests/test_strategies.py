@@ -156,19 +156,6 @@ def test_sphere_20d(name):
     assert best < target, f"{name}: f = {best:.3g} after {generations} generations of {popsize}"
 
 
-def test_sep_cma_es_separable_ellipsoid_100d():
-    d = 100
-    scales = 1e6 ** (np.arange(d) / (d - 1))
-    s = strategies.make("sep_cma_es", d, 4 + int(3 * math.log(d)), seed=0, sigma_init=1.0)
-    s.mean = np.full(d, 3.0)
-    for _ in range(6000):
-        x = s.ask()
-        s.tell(-np.sum(scales * np.asarray(x, np.float64) ** 2, axis=1))
-        if np.sum(scales * s.mean**2) < 1e-8:
-            break
-    assert np.sum(scales * s.mean**2) < 1e-8
-
-
 @pytest.mark.parametrize("name", list(strategies.REGISTRY))
 def test_resume_from_state_dict_is_bitwise_identical(name):
     def run(s, gens):
@@ -190,6 +177,46 @@ def test_resume_from_state_dict_is_bitwise_identical(name):
     for xa, xb in zip(tail_a, tail_b):
         np.testing.assert_array_equal(xa, xb)
     np.testing.assert_array_equal(a.mean, b.mean)
+
+
+# Hyperparameters whose derived quantities (weights, elite count, learning rates) a restore must rebuild.
+OTHER_HPARAMS = {"sep_cma_es": ({"elite_ratio": 0.5}, {"elite_ratio": 0.1}),
+                 "snes": ({"temperature": 12.0}, {"temperature": 0.0}),
+                 "des": ({"temperature": 12.5}, {"temperature": 3.0}),
+                 "pgpe": ({"elite_ratio": 1.0}, {"elite_ratio": 0.5}),
+                 "open_es": ({"lrate_decay": 0.999}, {"lrate_decay": 0.9})}
+
+
+@pytest.mark.parametrize("name", list(strategies.REGISTRY))
+def test_a_state_restored_into_another_configuration_continues_like_the_saved_one(name):
+    saved_hp, other_hp = OTHER_HPARAMS[name]
+    a = strategies.make(name, 10, 20, seed=5, **saved_hp)
+    a.mean = np.ones(10)
+    for _ in range(3):
+        a.tell(sphere(a.ask()))
+    b = strategies.make(name, 10, 20, seed=5, **other_hp)
+    b.load_state_dict(a.state_dict())
+    for _ in range(3):
+        xa, xb = a.ask(), b.ask()
+        np.testing.assert_array_equal(xa, xb)
+        a.tell(sphere(xa)), b.tell(sphere(xb))
+    np.testing.assert_array_equal(a.mean, b.mean)
+    np.testing.assert_array_equal(a.std, b.std)
+    assert b.hp == a.hp
+
+
+def test_a_restore_refuses_unknown_hyperparameters_and_keeps_old_states_working():
+    s = strategies.make("snes", 4, 6)
+    state = s.state_dict()
+    state["hparams"] = {**state["hparams"], "future_option": 1}
+    with pytest.raises(UserError, match="future_option"):
+        strategies.make("snes", 4, 6).load_state_dict(state)
+    old = s.state_dict()  # as written before ties and the counters existed: the behaviour of that time
+    del old["hparams"]["ties"], old["updates"], old["uninformative"]
+    old["generation"] = 4
+    t = strategies.make("snes", 4, 6)
+    t.load_state_dict(old)
+    assert t.hp["ties"] == "index" and t.updates == 4 and t.uninformative == 0
 
 
 @pytest.mark.parametrize("name", list(strategies.REGISTRY))

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .base import SHAPING_DEFAULTS, Strategy
+from .base import SHAPING_DEFAULTS, TIES, Strategy
 from .des import DES
 from .open_es import OpenES
-from .pgpe import PGPE
-from .sep_cma_es import SepCMAES
+from .pgpe import PGPE, SIGMA_RULES
+from .sep_cma_es import LEARNING_RATES, SepCMAES
 from .snes import SNES
 
 REGISTRY = {cls.name: cls for cls in (OpenES, PGPE, SNES, SepCMAES, DES)}
@@ -33,4 +33,21 @@ def hyperparameters(name: str) -> dict:
     return {**SHAPING_DEFAULTS, **cls.defaults}
 
 
-__all__ = ["make", "hyperparameters", "canonical", "REGISTRY", "Strategy"]
+def choices(name: str) -> dict:
+    """The hyperparameters that choose a rule rather than set a number: ``{option: {value: description}}``."""
+    out = {"ties": dict(TIES)}
+    if canonical(name) == "sep_cma_es":
+        out["learning_rates"] = dict(LEARNING_RATES)
+    if canonical(name) == "pgpe":
+        out["sigma_rule"] = dict(SIGMA_RULES)
+    return out
+
+
+def resolved_options(name: str, options: dict) -> dict:
+    """``options`` plus the default of every rule-choosing hyperparameter not given, so that a stored config
+    says which variant ran even if a default changes later."""
+    defaults = hyperparameters(name)
+    return {**{key: defaults[key] for key in choices(name)}, **options}
+
+
+__all__ = ["make", "hyperparameters", "choices", "resolved_options", "canonical", "REGISTRY", "Strategy"]

@@ -7,6 +7,13 @@ CUDA kernel), so no ``(P, d)`` noise matrix is kept between ``ask`` and ``tell``
 on the backend's array module; the population handed to the task is float32. Fitness is higher-is-better at
 the interface; like the paper's code (evosax 0.1.4) the shaper first negates it, so the rules see a loss
 ("minimization sign") with best = lowest.
+
+Ties (``ties``): "average" (default) gives tied members the mean of their ranks — the mean of the per-rank
+weights — so equal fitness values pull the search equally (scipy's ``rankdata(method="average")``);
+"index" breaks them by member index, as evosax 0.1.4's stable argsort does (the paper presets use it).
+A generation with nothing to rank (every fitness non-finite; or, with average ties, all equal) changes
+nothing: no update, no decay. It still advances ``generation`` (fresh noise next time) and is counted in
+``uninformative``; ``updates`` counts the updates applied (Adam's step count and CMA's path age use it).
 """
 from __future__ import annotations
 
@@ -20,7 +27,12 @@ from ..errors import ConfigError
 
 # Fitness shaping and decay options every strategy accepts (PAPER.md, "The five strategies").
 SHAPING_DEFAULTS = {"centered_rank": False, "z_score": False, "norm_range": False, "w_decay": 0.0,
-                    "mean_decay": 0.0}
+                    "mean_decay": 0.0, "ties": "average"}
+# The rule-choosing hyperparameters (a run records their resolved value), with a line on each choice.
+TIES = {"average": "tied fitness values share their mean rank; a generation with nothing to rank changes nothing",
+        "index": "ties broken by member index, as evosax 0.1.4 (the paper's code) does; the paper presets use it"}
+# What a state saved before a hyperparameter existed did: restoring it must continue the same way.
+LEGACY_HPARAMS = {"ties": "index"}
 
 
 class Strategy:
@@ -41,9 +53,12 @@ class Strategy:
             raise ConfigError(f"{self.name}: unknown hyperparameter(s) {', '.join(unknown)}; "
                               f"known: {', '.join(sorted(allowed))}")
         self.hp = {**allowed, **hparams}
+        self._check_hparams()
         self.be = _backend.get(backend)
         self.xp = self.be.xp
-        self.generation = 0
+        self.generation = 0       # tells so far: keys the noise
+        self.updates = 0          # tells that changed the state
+        self.uninformative = 0    # tells with nothing to rank (all fitness non-finite, or all tied)
         self._pending = None
         self._mean = self.xp.zeros(self.dim)
         self._init_state()
@@ -98,59 +113,95 @@ class Strategy:
             raise ConfigError(f"{self.name}: tell() before ask(): nothing to update from")
         else:
             eps, pop = self._pending
-        loss, order = self._shape_and_rank(fitness, pop)
-        self._eps = eps
-        self._update(pop, loss, order)
-        self._eps = None
-        if self.hp["mean_decay"]:
-            self._mean = self._mean * (1.0 - self.hp["mean_decay"])
+        loss, order, informative = self._rank(fitness, pop)
         self._pending = None
+        if not informative:
+            self.uninformative += 1
+        if informative or (self.hp["ties"] == "index" and self._finite_any):  # evosax updates on all-tied ones
+            self._eps = eps
+            self._update(pop, loss, order)
+            self._eps = None
+            if self.hp["mean_decay"]:
+                self._mean = self._mean * (1.0 - self.hp["mean_decay"])
+            self.updates += 1
         self.generation += 1
 
     def shape_fitness(self, fitness, pop):
         """Fitness → loss in the paper code's order: negate, L2 penalty, centered ranks, z-score, range."""
-        return self._shape_and_rank(fitness, pop)[0]
+        return self._rank(fitness, pop)[0]
 
-    def _shape_and_rank(self, fitness, pop):
-        """The shaped loss and the member order, best first; non-finite fitness ranks strictly last and
-        takes the worst finite value wherever values (not ranks) are used."""
+    def _rank(self, fitness, pop):
+        """``(loss, order, informative)``: the shaped loss ``(P,)``, the member order best first, and whether
+        the generation has anything to rank. Non-finite fitness ranks strictly last and takes the worst finite
+        value wherever values (not ranks) are used. Ranking runs on the host (the fitness is there already);
+        it also sets ``self._groups``, the tie group of each sorted position (device array), which
+        ``_ranked`` averages over (each position its own group with ``ties="index"``)."""
         xp = self.xp
         f = np.asarray(self.be.to_numpy(fitness), dtype=np.float64).reshape(-1)
         if f.shape != (self.popsize,):
             raise ConfigError(f"{self.name}: fitness must have {self.popsize} entries, got {f.shape[0]}")
         finite = np.isfinite(f)
         worst = f[finite].min() if finite.any() else 0.0
-        loss = xp.asarray(-np.where(finite, f, worst))
-        bad = xp.asarray((~finite).astype(np.float64))
+        key = -np.where(finite, f, worst)
         if self.hp["w_decay"]:
             pop = pop.astype(xp.float64)
-            loss = loss + self.hp["w_decay"] * (pop * pop).mean(axis=1)
-        order = xp.lexsort(xp.stack([loss, bad]))  # primary key: non-finite last; stable among ties
+            key = key + self.be.to_numpy(self.hp["w_decay"] * (pop * pop).mean(axis=1))
+        order = np.lexsort((key, ~finite))  # primary key: non-finite last; stable among ties
+        starts = np.ones(self.popsize, dtype=bool)  # where a new tie group begins, in sorted order
+        starts[1:] = (key[order][1:] != key[order][:-1]) | (~finite[order][1:] != ~finite[order][:-1])
+        self._finite_any = bool(finite.any())
+        informative = self._finite_any and bool(starts[1:].any())
+        self._tied = self.hp["ties"] == "average" and not starts.all()
+        self._groups = self.be.asarray(np.cumsum(starts) - 1) if self._tied else None
+        loss, order = self.be.asarray(key), self.be.asarray(order)
         if self.hp["centered_rank"]:
             loss = xp.empty(self.popsize)
-            loss[order] = xp.arange(self.popsize, dtype=xp.float64) / (self.popsize - 1) - 0.5
+            loss[order] = self._tie_average(xp.arange(self.popsize, dtype=xp.float64) / (self.popsize - 1) - 0.5)
         if self.hp["z_score"]:
             loss = (loss - loss.mean()) / (loss.std() + 1e-10)
         if self.hp["norm_range"]:
             loss = 2.0 * (loss - loss.min()) / (loss.max() - loss.min() + 1e-10) - 1.0
-        return loss, order
+        return loss, order, informative
+
+    def _tie_average(self, per_position):
+        """Per-position values (``(P,)``, best first) averaged over each tie group of this generation."""
+        if not self._tied:
+            return per_position
+        return _group_mean(self.xp, per_position, self._groups)
 
     # ------------------------------------------------------------------------------------------ state
     def state_dict(self) -> dict:
         """Everything needed to continue bitwise identically (host numpy arrays and Python scalars)."""
         state = {"strategy": self.name, "dim": self.dim, "popsize": self.popsize, "seed": self.seed,
-                 "generation": self.generation, "hparams": dict(self.hp)}
+                 "generation": self.generation, "updates": self.updates, "uninformative": self.uninformative,
+                 "hparams": dict(self.hp)}
         for key in self._state_keys():
             value = getattr(self, key)
             state[key] = self.be.to_numpy(value).copy() if hasattr(value, "shape") else value
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue exactly as the saved strategy would: its hyperparameters replace this one's, and what is
+        derived from them (recombination weights, elite count, learning rates) is rebuilt from them. A state
+        saved before a hyperparameter existed gets the behaviour of that time (``LEGACY_HPARAMS``). Raises
+        ConfigError when the state is for another strategy, dimension or population size, or names a
+        hyperparameter this version does not know."""
         for key in ("strategy", "dim", "popsize"):
             mine = self.name if key == "strategy" else getattr(self, key)
             if state[key] != mine:
                 raise ConfigError(f"state is for {key}={state[key]!r}, this strategy has {mine!r}")
-        self.seed, self.generation, self.hp = int(state["seed"]), int(state["generation"]), dict(state["hparams"])
+        allowed = {**SHAPING_DEFAULTS, **self.defaults}
+        saved = {**{k: v for k, v in LEGACY_HPARAMS.items() if k in allowed}, **state["hparams"]}
+        unknown = sorted(set(saved) - set(allowed))
+        if unknown:
+            raise ConfigError(f"{self.name}: the saved state has hyperparameter(s) {', '.join(unknown)} that this "
+                              "version does not know; continue it with the esprune version that wrote it")
+        self.hp = {**allowed, **saved}
+        self._check_hparams()
+        self._init_state()  # derived quantities from the saved hyperparameters; the evolving ones follow
+        self.seed, self.generation = int(state["seed"]), int(state["generation"])
+        self.updates = int(state.get("updates", self.generation))
+        self.uninformative = int(state.get("uninformative", 0))
         for key in self._state_keys():
             value = state[key]
             setattr(self, key, self.xp.asarray(value).copy() if hasattr(value, "shape") else value)
@@ -185,10 +236,37 @@ class Strategy:
         return self.xp.arange(half), self.xp.arange(half, self.popsize)
 
     def _ranked(self, order, weights):
-        """Per-member weights from per-rank ``weights`` (rank 0 = best): w[order[k]] = weights[k]."""
-        w = self.xp.zeros(self.popsize)
-        w[order[: weights.shape[0]]] = weights
+        """Per-member weights from per-rank ``weights`` (rank 0 = best; missing ranks weigh 0):
+        w[order[k]] = weights[k], averaged over each tie group."""
+        xp = self.xp
+        per_rank = xp.zeros(self.popsize)
+        per_rank[: weights.shape[0]] = weights
+        w = xp.zeros(self.popsize)
+        w[order] = self._tie_average(per_rank)
         return w
+
+    def _best(self, key, n: int):
+        """Weights ``(m,)``: 1 for the ``n`` lowest of ``key`` ``(m,)``, 0 for the others; with average ties a
+        tie group across the cut shares its places (the weights still sum to ``n``)."""
+        xp = self.xp
+        m = key.shape[0]
+        order = xp.argsort(key, kind="stable")
+        keep = (xp.arange(m) < n).astype(xp.float64)
+        if self.hp["ties"] == "average":
+            ranked = key[order]
+            starts = xp.ones(m, dtype=xp.int64)
+            starts[1:] = ranked[1:] != ranked[:-1]
+            keep = _group_mean(xp, keep, xp.cumsum(starts) - 1)
+        kept = xp.empty(m)
+        kept[order] = keep
+        return kept
+
+    def _check_hparams(self):
+        """The choice-valued hyperparameters, checked before any work."""
+        if self.hp["ties"] not in TIES:
+            raise ConfigError(f"{self.name}: ties must be one of {', '.join(TIES)}, got {self.hp['ties']!r}")
+        if self.hp.get("opt", "adam") not in ("adam", "sgd"):
+            raise ConfigError(f"unknown optimizer opt={self.hp['opt']!r}; choose adam or sgd")
 
     _eps = None
 
@@ -197,6 +275,11 @@ class Strategy:
 
     def _update(self, pop, loss, order):
         raise NotImplementedError
+
+
+def _group_mean(xp, values, groups):
+    """``values`` ``(n,)`` replaced by the mean over their group (``groups``: ids 0.. in non-decreasing order)."""
+    return (xp.bincount(groups, weights=values) / xp.bincount(groups))[groups]
 
 
 class GaussianStrategy(Strategy):

@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 
 from ..errors import ConfigError
+from .base import TIES
+from .pgpe import SIGMA_RULES
+from .sep_cma_es import LEARNING_RATES
 
 SIGMA_MAX = 1e4
 
@@ -35,7 +38,9 @@ RANGES = {
     "temperature": (-math.inf, math.inf, True, True),
     "lrate_mean": (0.0, math.inf, True, True),
     "lrate_sigma": (0.0, math.inf, False, True),  # None too, where a strategy derives it (SNES)
-    "sigma_rule": ("corrected", "evosax-0.1.4"),
+    "sigma_rule": tuple(SIGMA_RULES),
+    "ties": tuple(TIES),
+    "learning_rates": tuple(LEARNING_RATES),
 }
 
 

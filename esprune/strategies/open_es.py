@@ -19,7 +19,7 @@ class OpenES(GaussianStrategy):
     def _update(self, pop, loss, order):
         hp = self.hp
         grad = self._moments(loss)[0] / (self.popsize * self.sigma)  # g = Σ f̃_i z_i / (Pσ), loss sign
-        step, self.adam_m, self.adam_v = optimizer_step(hp, grad, self.adam_m, self.adam_v, self.generation + 1,
+        step, self.adam_m, self.adam_v = optimizer_step(hp, grad, self.adam_m, self.adam_v, self.updates + 1,
                                                         self.lrate)
         self._mean = self.mean + step
         self.lrate = max(self.lrate * hp["lrate_decay"], hp["lrate_limit"])

@@ -13,7 +13,11 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .base import ADAM_DEFAULTS, GaussianStrategy, optimizer_step
 
-SIGMA_RULES = ("corrected", "evosax-0.1.4")
+SIGMA_RULES = {
+    "corrected": "Sehnke et al.'s σ update: each pair's own reward, climbing the fitness (default)",
+    "evosax-0.1.4": "the paper's code: sorted elite scores meet unsorted noise and σ climbs the loss "
+                    "(the K-MNIST preset uses it)",
+}
 
 
 class PGPE(GaussianStrategy):
@@ -49,16 +53,14 @@ class PGPE(GaussianStrategy):
         loss_plus, loss_minus = loss[0::2], loss[1::2]
         pairs = loss_plus.shape[0]
         n_elite = max(1, int(pairs * hp["elite_ratio"]))
-        kept = xp.zeros(pairs)
-        ranked = xp.argsort(xp.minimum(loss_plus, loss_minus), kind="stable")  # elite pairs, best first
-        if n_elite < pairs:  # keep the pairs whose better member is best
-            kept[ranked[:n_elite]] = 1.0
-        else:
-            kept[:] = 1.0
+        kept = xp.ones(pairs)
+        if n_elite < pairs:  # keep the pairs whose better member is best (tied pairs at the cut share)
+            kept = self._best(xp.minimum(loss_plus, loss_minus), n_elite)
         if hp["sigma_rule"] == "evosax-0.1.4":
             # r_j = ½(ℓ⁺ + ℓ⁻) of the j-th *ranked* pair − mean elite loss, against the noise of pair j in
-            # sampling order; added to σ, so σ climbs the loss (evosax 0.1.4 pgpe.py, tell_strategy).
-            elite = ranked[:n_elite]
+            # sampling order; added to σ, so σ climbs the loss (evosax 0.1.4 pgpe.py, tell_strategy). Its
+            # ranking is a stable argsort: ties by pair index, whatever ``ties`` says.
+            elite = xp.argsort(xp.minimum(loss_plus, loss_minus), kind="stable")[:n_elite]
             avg = 0.5 * (loss_plus[elite] + loss_minus[elite])
             baseline = 0.5 * float((loss_plus[elite] + loss_minus[elite]).sum()) / n_elite
             reward = xp.zeros(pairs)
@@ -75,7 +77,7 @@ class PGPE(GaussianStrategy):
         w2[0::2] = sigma_weights
         s1, s2 = self._moments(w1, w2)
         step, self.adam_m, self.adam_v = optimizer_step(hp, self.sigma * s1, self.adam_m, self.adam_v,
-                                                        self.generation + 1, self.lrate)
+                                                        self.updates + 1, self.lrate)
         sigma_grad = self.sigma * s2 - self.sigma * float(sigma_weights.sum())
         change = hp["sigma_max_change"] * xp.abs(self.sigma)
         sigma = xp.clip(self.sigma + hp["sigma_lrate"] * sigma_grad, self.sigma - change, self.sigma + change)
