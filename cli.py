@@ -294,6 +294,123 @@ def report(run_files, out, metric):
         f"{c['label']} ({c['seeds']} seed{'s' * (c['seeds'] > 1)})" for c in result["curves"]))
 
 
+# ---------------------------------------------------------------------------------------------- sweeps
+class _SweepGroup(Group):
+    """``esprune sweep GRID.toml ...`` means ``esprune sweep start GRID.toml ...``."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["start", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=_SweepGroup)
+def sweep():
+    """Grids of runs: `esprune sweep GRID.toml` (or --preset NAME) runs them, `sweep status DIR` shows them.
+
+    A grid is a TOML file: optional `preset = "NAME"`, an optional [base] table of config keys, and an [axes]
+    table of config keys with lists of values (option keys dotted: "strategy_options.sigma_init" = [0.05, 0.1];
+    an axis `preset` varies the starting preset). One run file per point, named from its axis values.
+    """
+
+
+@sweep.command("start")
+@click.argument("grid_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--preset", help="A named grid (see `esprune sweep presets`) instead of GRID_FILE.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False),
+              help="Where the run files go (default sweeps/<grid file's or preset's name>).")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1),
+              help="Points run at once, each in its own process; numba's threads are split between them.")
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="Cut the training budget: generations, eval_every, checkpoint_every and the GD trainer's "
+                   "epochs/timesteps times SCALE (at least 1); sparsity levels, population and hyperparameters "
+                   "stay. E.g. 0.01 makes the paper's 2000 generations per iteration 20.")
+@click.option("--list", "list_only", is_flag=True, help="Validate the grid and list its points; run nothing.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sweep_start(grid_file, preset, directory, jobs, scale, list_only, quiet):
+    """Run every point of a grid: finished points are skipped, partial ones resumed, so the same command
+    continues a killed sweep. Every point's config is checked before any run starts.
+
+    Under MPI (`mpiexec -n R esprune sweep ...`) rank 0 hands the points out one at a time to ranks 1..R-1
+    (a queue, so slow points do not stall the rest); --jobs is then ignored.
+    """
+    from pathlib import Path
+
+    from esprune import distributed, grids
+    from esprune import sweep as _sweep
+
+    if bool(grid_file) == bool(preset):
+        raise UsageError("give a GRID_FILE or --preset NAME (one of them)")
+    grid = grids.get(preset) if preset else _sweep.load(grid_file)
+    directory = directory or str(Path("sweeps") / (preset or Path(grid_file).stem))
+    points = _sweep.expand(grid, directory, scale=scale)
+    if list_only:
+        for p in points:
+            click.echo(f"{p.path}  {'exists' if p.path.exists() else 'new'}")
+        return
+    if distributed.world_size() > 1:
+        outcomes = distributed.sweep(points, directory, grid, progress=None if quiet else _echo_point)
+        if outcomes is None:  # not rank 0
+            return
+    else:
+        _sweep.write_manifest(points, directory, grid)
+        click.echo(f"esprune sweep: {len(points)} points → {directory} ({jobs} at a time)", err=True)
+        outcomes = _run_sweep(points, jobs, quiet)
+    failed = {name: why for name, why in outcomes.items() if why.startswith("error")}
+    counts = {what: sum(v == what for v in outcomes.values()) for what in ("finished", "resumed", "skipped")}
+    click.echo(f"{directory}: {counts['finished']} run, {counts['resumed']} resumed, {counts['skipped']} already "
+               f"done, {len(failed)} failed")
+    for name, why in failed.items():
+        click.echo(f"  {name}: {why}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+def _echo_point(name, outcome):
+    click.echo(f"{name}: {outcome}", err=True)
+
+
+def _run_sweep(points, jobs, quiet):
+    """The points with a progress bar over the grid (each point counts its generations as a fraction)."""
+    from esprune import sweep as _sweep
+
+    fraction = {p.name: 0.0 for p in points}
+    per_point = 1000
+    with click.progressbar(length=len(points) * per_point, label="sweep", file=sys.stderr, hidden=quiet,
+                           item_show_func=lambda s: s) as bar:
+        def progress(name, done, total):
+            fraction[name] = done / total if total else 1.0
+            finished = sum(f >= 1 for f in fraction.values())
+            bar.update(int(sum(fraction.values()) * per_point) - bar.pos,
+                       f"{finished}/{len(points)} done · {name} {100 * fraction[name]:.0f}%")
+        return _sweep.run(points, jobs=jobs, progress=progress)
+
+
+@sweep.command("status")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def sweep_status(directory, as_json):
+    """One line per point of the sweep in DIRECTORY: done, partial (where it stopped) or not started, with the
+    iterations finished and the last one's sparsity and test score."""
+    from esprune import sweep as _sweep
+
+    rows = _sweep.status(directory)
+    click.echo(json.dumps(rows, indent=2) if as_json else _sweep.render_status(rows))
+
+
+@sweep.command("presets")
+@click.option("--json", "as_json", is_flag=True, help="Print every grid as JSON.")
+def sweep_presets(as_json):
+    """The paper's grids for `esprune sweep --preset NAME` (at the paper's budgets: see --scale)."""
+    from esprune import grids
+
+    if as_json:
+        click.echo(json.dumps({name: grid for name, (_, grid) in grids.GRIDS.items()}, indent=2))
+        return
+    for name, (about, _) in grids.GRIDS.items():
+        click.echo(f"{name:<20} {about}")
+
+
 # ---------------------------------------------------------------------------------------------- analyses
 def _write_outputs(result, prefix, draw, what):
     """The numbers to PREFIX.json and, with the plot extra, the figure to PREFIX.png."""
@@ -510,6 +627,22 @@ def bench_imp(repeats, as_json, out):
     from esprune import bench_generation as _bench
 
     _emit(_bench.imp(repeats), as_json, out, _bench.render_imp)
+
+
+@bench.command("mpi")
+@click.option("--ranks", "ranks", multiple=True, type=click.IntRange(1), help="Rank counts (repeatable; default 1 2).")
+@click.option("--generations", default=20, show_default=True, type=click.IntRange(1), help="Timed generations.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Also write the JSON result here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
+def bench_mpi(ranks, generations, out, as_json):
+    """A generation of W1 (CartPole-v1, P=100) with the population split over R MPI ranks on this host
+    (mpiexec -n R) against one process: seconds per generation and the bytes each rank sends and receives
+    (needs the mpi extra)."""
+    from esprune import bench_mpi as _bench
+
+    with _bench_progress("bench mpi") as progress:
+        result = _bench.run(ranks or (1, 2), generations, progress=progress)
+    _emit(result, as_json, out, _bench.render)
 
 
 @bench.command("all")

@@ -222,15 +222,13 @@ def sweep(points, directory, grid, progress=None):
 
 
 def _dispatch(c, points, progress):
+    from mpi4py import MPI
+
     queue, outcomes, active = list(range(len(points))), {}, c.size - 1
     while active:
-        request = c.irecv(source=-1, tag=_TAG)  # -1: MPI.ANY_SOURCE
-        while True:  # poll, so that rank 0 does not spin a core while the points run
-            done, message = request.test()
-            if done:
-                break
+        while not c.iprobe(source=MPI.ANY_SOURCE, tag=_TAG):  # poll: rank 0 does not spin a core meanwhile
             time.sleep(0.05)
-        worker, name, outcome = message
+        worker, name, outcome = c.recv(source=MPI.ANY_SOURCE, tag=_TAG)
         if name is not None:
             outcomes[name] = outcome
             if progress:
