@@ -211,6 +211,7 @@ def sweep(points, directory, grid, progress=None):
     from . import sweep as _sweep
 
     c = comm()
+    c.Barrier()  # every rank has checked the grid and the files already there before any point starts
     if c.rank == 0:
         _sweep.write_manifest(points, directory, grid)
     if c.size == 1:

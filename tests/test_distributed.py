@@ -111,3 +111,14 @@ def test_sweep_over_ranks_runs_every_point_once(tmp_path):
     point = sweep.expand(sweep.load(grid), out)[1]
     Experiment.start(point.config, tmp_path / "alone.h5").execute()
     assert_same_run(point.path, tmp_path / "alone.h5")
+
+
+def test_bench_measure_in_one_process_counts_no_bytes():
+    from esprune import bench_mpi
+
+    out = bench_mpi.measure(generations=2, popsize=4, episodes=1)
+    assert (out["ranks"], out["mpi"], out["bytes_sent_per_rank"], out["bytes_received_per_rank"]) == (1, False, 0, 0)
+    assert 0 < out["min_s"] <= out["median_s"] <= out["max_s"]
+    rows = {"workload": "w", "same_mean_after_all_generations": True,
+            "rows": [{**out, "config": "single", "speedup_vs_single": 1.0}]}
+    assert "single" in bench_mpi.render(rows)
