@@ -355,7 +355,12 @@ def sweep_start(grid_file, preset, directory, jobs, scale, list_only, quiet):
     else:
         _sweep.write_manifest(points, directory, grid)
         click.echo(f"esprune sweep: {len(points)} points → {directory} ({jobs} at a time)", err=True)
-        outcomes = _run_sweep(points, jobs, quiet)
+        try:
+            outcomes = _run_sweep(points, jobs, quiet)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted; continue with the same command (finished points are kept, partial ones "
+                       "resume)", err=True)
+            sys.exit(130)
     failed = {name: why for name, why in outcomes.items() if why.startswith("error")}
     counts = {what: sum(v == what for v in outcomes.values()) for what in ("finished", "resumed", "skipped")}
     click.echo(f"{directory}: {counts['finished']} run, {counts['resumed']} resumed, {counts['skipped']} already "

@@ -215,7 +215,7 @@ def sweep(points, directory, grid, progress=None):
     if c.rank == 0:
         _sweep.write_manifest(points, directory, grid)
     if c.size == 1:
-        return {p.name: _sweep._guarded(_sweep.run_point, p, None) for p in points}
+        return {p.name: _sweep.attempt(p) for p in points}
     if c.rank == 0:
         return _dispatch(c, points, progress)
     _work(c, points)
@@ -252,4 +252,4 @@ def _work(c, points):
         if index is None:
             return
         point = points[index]
-        message = (c.rank, point.name, _sweep._guarded(_sweep.run_point, point, None))
+        message = (c.rank, point.name, _sweep.attempt(point))

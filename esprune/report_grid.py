@@ -64,21 +64,39 @@ def curves(runs, metric: str = "test") -> list[dict]:
     for path, cfg, rows in runs:
         groups.setdefault(_identity(cfg), []).append((path, cfg, rows))
     flat = [_flatten(members[0][1]) for members in groups.values()]
-    vary = sorted({k for f in flat for k in f if len({json.dumps(g.get(k)) for g in flat}) > 1},
-                  key=lambda k: (k != "prune", k))
+    labels = _labels(flat)
     out = []
-    for members, keys in zip(groups.values(), flat):
+    for members, label in zip(groups.values(), labels):
         cfg = members[0][1]
         n = min(len(rows) for _, _, rows in members)
         values = np.array([[row[metric] for row in rows[:n]] for _, _, rows in members])
         sparsity = np.array([row["sparsity"] for row in members[0][2][:n]])
         seeds = len(members)
         se = values.std(0, ddof=1) / np.sqrt(seeds) if seeds > 1 else np.full(n, np.nan)
-        label = " · ".join(f"{k}={_text(keys.get(k))}" for k in vary) if vary else cfg["prune"]
         out.append({"label": label, "task": cfg["task"], "method": method(cfg), "seeds": seeds,
                     "files": [str(p) for p, _, _ in members], "iteration": list(range(n)),
                     "sparsity": sparsity.tolist(), "weights_remaining": (100 * (1 - sparsity)).tolist(),
                     "mean": values.mean(0).tolist(), "se": se.tolist()})
+    return out
+
+
+def _labels(flat: list[dict]) -> list[str]:
+    """Each curve's name: the keys whose values differ between the curves of its task (each task is a panel of
+    its own), "prune" first. Keys set in only some configs (a GD run's gd_options) are left out unless the
+    names would then clash."""
+    out = [None] * len(flat)
+    for task in {f["task"] for f in flat}:
+        mine = [i for i, f in enumerate(flat) if f["task"] == task]
+        keys = sorted({k for i in mine for k in flat[i]}, key=lambda k: (k != "prune", k))
+        values = {k: [json.dumps(flat[i].get(k)) for i in mine] for k in keys}
+        loose = [k for k in keys if len(set(values[k])) > 1]
+        strict = [k for k in loose if len(set(values[k]) - {"null"}) > 1]
+        for vary in (strict, loose):
+            names = [" · ".join(f"{k}={_text(flat[i].get(k))}" for k in vary) or flat[i]["prune"] for i in mine]
+            if len(set(names)) == len(names):
+                break
+        for i, name in zip(mine, names):
+            out[i] = name
     return out
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import config as _config
 from . import presets
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 
 MANIFEST = "sweep.json"
 GRID_KEYS = ("preset", "base", "axes")
@@ -89,12 +89,14 @@ def expand(grid: dict, directory, scale: float = 1.0, prepare: bool = True) -> l
         seen[key], files[name] = name, values
         points.append(Point(name, values, cfg, directory / f"{name}.h5"))
     if prepare:
-        tasks = {json.dumps([p.config["task"], p.config["task_options"]], sort_keys=True): p for p in points}
+        tasks = {}
+        for p in points:
+            tasks.setdefault(json.dumps([p.config["task"], p.config["task_options"]], sort_keys=True), p)
         for p in tasks.values():  # once per task: missing data stops the sweep before it starts
             try:
                 _config.validate(p.config, prepare=True)
-            except ConfigError as err:
-                raise ConfigError(f"grid point {p.name}: {err}") from None
+            except UserError as err:
+                raise type(err)(f"grid point {p.name}: {err}") from None
     for point in points:
         _check_existing(point)
     return points
@@ -234,15 +236,15 @@ def run(points: list[Point], jobs: int = 1, progress=None) -> dict:
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
     if jobs == 1 or len(points) == 1:
-        return {p.name: _guarded(run_point, p, progress) for p in points}
+        return {p.name: attempt(p, progress) for p in points}
     return _run_pool(points, jobs, progress)
 
 
-def _guarded(fn, point, progress):
-    from .errors import UserError
-
+def attempt(point: Point, progress=None) -> str:
+    """``run_point``, with a user error (e.g. the run file locked by another process) returned as its line
+    ("error: ...") so that the other points still run."""
     try:
-        return fn(point, progress)
+        return run_point(point, progress)
     except UserError as err:
         return f"error: {err}"
 
@@ -289,7 +291,7 @@ def _worker_init(events, threads):
 
 
 def _worker_run(point):
-    return _guarded(run_point, point, lambda *event: _EVENTS.put(event))
+    return attempt(point, lambda *event: _EVENTS.put(event))
 
 
 def set_threads(n: int) -> None:
@@ -304,7 +306,6 @@ def status(directory) -> list[dict]:
     """One row per point of the sweep in ``directory`` (from its manifest, plus any other run file there):
     name, state ("done", "running or stopped", "not started", "unreadable"), iteration reached, last row's
     sparsity and test score."""
-    from .errors import UserError
     from .store import RunFile
 
     directory = Path(directory)

@@ -1,6 +1,5 @@
 """MPI: population shares, members drawn alone equal to ask()'s rows, and with a real mpiexec (the mpich wheel
 of the mpi extra) a sharded run bit-identical to the single-process run, and a sweep over ranks."""
-import os
 import shutil
 import subprocess
 import sys

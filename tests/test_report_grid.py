@@ -52,7 +52,19 @@ def test_groups_are_configs_but_seed_with_mean_and_standard_error(runs):
         np.testing.assert_allclose(c["mean"], values.mean(0))
         np.testing.assert_allclose(c["se"], values.std(0, ddof=1) / np.sqrt(values.shape[0]))  # s/√n, ddof 1
         np.testing.assert_allclose(c["weights_remaining"], [100, 80, 64])
-        assert c["label"] == f"prune={prune} · task={c['task']}"  # only the keys that differ
+        assert c["label"] == f"prune={prune}"  # only the keys that differ within the task's panel
+
+
+def test_labels_name_what_differs_and_leave_out_keys_only_some_runs_have():
+    es = {"task": "T", "prune": "snr", "trainer": "snes", "strategy_options.sigma_init": 0.025, "popsize": 128}
+    gd = {"task": "T", "prune": "magnitude", "trainer": "gd", "gd_options.epochs": 2, "popsize": 100}
+    assert report_grid._labels([es, gd]) == ["prune=snr · popsize=128 · trainer=snes",
+                                             "prune=magnitude · popsize=100 · trainer=gd"]
+    plain, tuned = {"task": "T", "prune": "snr"}, {"task": "T", "prune": "snr", "strategy_options.sigma_init": 0.2}
+    assert report_grid._labels([plain, tuned]) == ["strategy_options.sigma_init=null",
+                                                   "strategy_options.sigma_init=0.2"]  # clash: the loose keys
+    other = {"task": "U", "prune": "snr", "popsize": 7}
+    assert report_grid._labels([es, gd, other])[2] == "snr"  # alone in its panel
 
 
 def test_duplicates_are_warned_and_counted_once(runs, tmp_path):

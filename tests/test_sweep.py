@@ -15,7 +15,6 @@ from cli import cli
 from esprune import config, grids, sweep
 from esprune.errors import ConfigError
 from esprune.imp import Experiment
-from esprune.store import RunFile
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = """
@@ -87,13 +86,18 @@ def test_points_are_named_from_axis_values_and_configs_are_base_plus_point(tmp_p
                                               prepare=False)
 
 
-def test_axes_of_equal_option_names_keep_their_table_in_the_name(tmp_path):
-    grid = {"base": {"task": "CartPole-v1"}, "axes": {"strategy_options.mean_decay": [0.0],
-                                                      "task_options.episodes": [2], "gd_options.lr": [0.1]}}
-    grid["axes"]["strategy_options.sigma_init"] = [0.1]
-    assert sweep._short_names(list(grid["axes"]))["strategy_options.mean_decay"] == "mean_decay"
-    assert sweep._short_names(["strategy_options.lr", "gd_options.lr"]) == {"strategy_options.lr": "strategy_options.lr",
-                                                                             "gd_options.lr": "gd_options.lr"}
+def test_axes_of_equal_option_names_keep_their_table_in_the_name():
+    names = sweep._short_names(["seed", "strategy_options.sigma_init", "task_options.batch_size",
+                                "gd_options.batch_size"])
+    assert names == {"seed": "seed", "strategy_options.sigma_init": "sigma_init",
+                     "task_options.batch_size": "task_options.batch_size", "gd_options.batch_size": "gd_options.batch_size"}
+
+
+def test_toml_dotted_option_keys_are_axes_too(tmp_path):
+    dotted = sweep.expand(sweep.load(write_grid(tmp_path, 'strategy_options.sigma_init = [0.05]\n')), tmp_path)
+    quoted = sweep.expand(sweep.load(write_grid(tmp_path, '"strategy_options.sigma_init" = [0.05]\n')), tmp_path)
+    assert dotted[0].name == quoted[0].name == "sigma_init=0.05"
+    assert dotted[0].config["strategy_options"]["sigma_init"] == 0.05
 
 
 def test_a_file_of_another_config_in_the_directory_is_refused(tmp_path):
