@@ -56,7 +56,7 @@ def collect(paths, warn=print) -> list[tuple[Path, dict, list]]:
     return runs
 
 
-def curves(runs, metric: str = "test") -> list[dict]:
+def curves(runs, metric: str = "test", warn=print) -> list[dict]:
     """One curve per group of runs equal but for the seed: label, task, method, seeds, iteration, sparsity,
     weights_remaining (%), mean and se per iteration (se NaN for one seed). Seeds that ran further are cut to
     the group's common length."""
@@ -68,7 +68,11 @@ def curves(runs, metric: str = "test") -> list[dict]:
     out = []
     for members, label in zip(groups.values(), labels):
         cfg = members[0][1]
-        n = min(len(rows) for _, _, rows in members)
+        lengths = [len(rows) for _, _, rows in members]
+        n = min(lengths)
+        if max(lengths) > n:
+            warn(f"warning: {label}: the seeds reached {n}..{max(lengths)} iterations; the curve stops at {n} "
+                 "(unfinished runs?)")
         values = np.array([[row[metric] for row in rows[:n]] for _, _, rows in members])
         sparsity = np.array([row["sparsity"] for row in members[0][2][:n]])
         seeds = len(members)
@@ -188,7 +192,7 @@ def figure(curves_, agg, out, metric: str = "test") -> None:
 
 def report(paths, out, metric: str = "test", warn=print) -> dict:
     """Collect, group, write OUT (figure), OUT's .json and .csv; returns {curves, aggregate, json, csv}."""
-    cs = curves(collect(paths, warn), metric)
+    cs = curves(collect(paths, warn), metric, warn)
     agg = aggregate(cs)
     js, table = write_tables(cs, agg, out)
     figure(cs, agg, out, metric)

@@ -19,8 +19,9 @@ SCORES = {  # (task, prune) -> per seed, the test score at iterations 0, 1, 2
 }
 
 
-def fake_run(path, task, prune, seed, scores):
-    cfg = config.resolve({"task": task, "prune": prune, "seed": seed, "iterations": len(scores) - 1},
+def fake_run(path, task, prune, seed, scores, iterations=None):
+    iterations = len(scores) - 1 if iterations is None else iterations
+    cfg = config.resolve({"task": task, "prune": prune, "seed": seed, "iterations": iterations},
                          prepare=False)
     run = RunFile.create(path, cfg, tasks.make(task).default_net().spec)
 
@@ -112,3 +113,13 @@ def test_cli_writes_figure_json_and_csv(runs, tmp_path):
     empty.mkdir()
     bad = CliRunner().invoke(cli, ["report", str(empty)])
     assert bad.exit_code == 2 and "no run files" in bad.output
+
+
+def test_a_seed_that_stopped_early_cuts_its_curve_with_a_warning(runs):
+    fake_run(runs / "partial.h5", "CartPole-v1", "snr", 7, [400, 100], iterations=2)  # stopped in iteration 2
+    lines = []
+    curves = report_grid.curves(report_grid.collect([runs]), warn=lines.append)
+    snr = next(c for c in curves if c["task"] == "CartPole-v1" and c["method"] == "snr")
+    assert snr["seeds"] == 4 and snr["iteration"] == [0, 1]
+    np.testing.assert_allclose(snr["mean"], [(500 + 480 + 490 + 400) / 4, (450 + 470 + 400 + 100) / 4])
+    assert lines == ["warning: prune=snr: the seeds reached 2..3 iterations; the curve stops at 2 (unfinished runs?)"]
