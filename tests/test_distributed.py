@@ -1,5 +1,6 @@
 """MPI: population shares, members drawn alone equal to ask()'s rows, and with a real mpiexec (the mpich wheel
 of the mpi extra) a sharded run bit-identical to the single-process run, and a sweep over ranks."""
+import os
 import shutil
 import subprocess
 import sys
@@ -78,20 +79,31 @@ def test_runs_that_cannot_be_sharded_are_refused():
 
 @pytest.mark.slow
 def test_sharded_run_is_bit_identical_to_the_single_process_run(tmp_path):
+    """P = 7: shares 4+3 (R = 2) and 3+2+2 (R = 3). The R = 3 run is killed inside iteration 1 and resumed by
+    R = 2; both files equal the single-process run's, dataset by dataset."""
     launcher, esprune = mpiexec()
-    flags = ["--task", "CartPole-v1", "--popsize", "7", "--generations", "4", "--iterations", "1", "--seed", "3",
-             "--quiet"]
-    cfg = config.resolve({"task": "CartPole-v1", "popsize": 7, "generations": 4, "iterations": 1, "seed": 3})
+    toml = tmp_path / "ck.toml"
+    toml.write_text("checkpoint_every = 1\n")
+    flags = [str(toml), "--task", "CartPole-v1", "--popsize", "7", "--generations", "4", "--iterations", "1",
+             "--seed", "3", "--quiet"]
+    cfg = config.resolve({"task": "CartPole-v1", "popsize": 7, "generations": 4, "iterations": 1, "seed": 3,
+                          "checkpoint_every": 1})
     Experiment.start(cfg, tmp_path / "one.h5").execute()
-    for ranks in (2, 3):  # 7 members: shares 4+3 and 3+2+2
-        out = tmp_path / f"r{ranks}.h5"
-        done = subprocess.run([launcher, "-n", str(ranks), esprune, "run", *flags, "--out", str(out)],
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.count("sparsity") == 1  # rank 0 alone prints the table
-        assert_same_run(out, tmp_path / "one.h5")
-    again = subprocess.run([launcher, "-n", "2", esprune, "run", *flags, "--out", str(tmp_path / "r2.h5")],
-                           capture_output=True, text=True, timeout=120)
+
+    def mpi(ranks, *args, env=None):
+        return subprocess.run([launcher, "-n", str(ranks), esprune, *args], capture_output=True, text=True,
+                              timeout=300, env={**os.environ, **(env or {})})
+
+    done = mpi(2, "run", *flags, "--out", str(tmp_path / "r2.h5"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("sparsity") == 1  # rank 0 alone prints the table
+    assert_same_run(tmp_path / "r2.h5", tmp_path / "one.h5")
+    killed = mpi(3, "run", *flags, "--out", str(tmp_path / "r3.h5"), env={"ESPRUNE_KILL_AT": "1:2"})
+    assert killed.returncode != 0
+    resumed = mpi(2, "resume", str(tmp_path / "r3.h5"), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(tmp_path / "r3.h5", tmp_path / "one.h5")
+    again = mpi(2, "run", *flags, "--out", str(tmp_path / "r2.h5"))
     assert again.returncode == 2 and again.stderr.count("already exists") == 2  # every rank stops, none hangs
 
 
