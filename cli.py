@@ -156,9 +156,8 @@ def run(config_file, preset, out, overwrite, quiet, **flags):
     checked before any work starts. The run is checkpointed as it goes: after a crash or Ctrl-C,
     `esprune resume RUN.h5` continues it to the same numbers.
     """
-    from esprune import config, presets
+    from esprune import config, distributed, presets
     from esprune.imp import Experiment
-
     from esprune.report import setting
 
     _check_out(out)
@@ -166,8 +165,14 @@ def run(config_file, preset, out, overwrite, quiet, **flags):
     layers = [presets.get(preset) if preset else {}, config.load_toml(config_file) if config_file else {}, flags]
     cfg = config.resolve(*layers)
     out = out or config.default_path(cfg, preset)
-    exp = Experiment.start(cfg, out, overwrite=overwrite)
-    click.echo(f"esprune run: {setting(cfg)} · {cfg.iterations + 1} iterations → {out}", err=True)
+    if distributed.world_size() > 1:  # mpiexec -n R esprune run ...: the population split over the ranks
+        exp = distributed.start(cfg, out, overwrite=overwrite)
+        if distributed.rank() == 0:
+            click.echo(f"esprune run: {setting(cfg)} · {cfg.iterations + 1} iterations → {out} "
+                       f"({distributed.world_size()} MPI ranks)", err=True)
+    else:
+        exp = Experiment.start(cfg, out, overwrite=overwrite)
+        click.echo(f"esprune run: {setting(cfg)} · {cfg.iterations + 1} iterations → {out}", err=True)
     _execute(exp, quiet)
 
 
@@ -228,14 +233,16 @@ def _key_values(items, flag) -> dict:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def resume(run_file, quiet):
     """Continue a run from its last checkpoint (same numbers as an uninterrupted run on the same backend)."""
+    from esprune import distributed
     from esprune.imp import Experiment
 
     from esprune.report import table
 
-    exp = Experiment.resume(run_file)
+    exp = distributed.resume(run_file) if distributed.world_size() > 1 else Experiment.resume(run_file)
     if exp.finished:  # said before any lock is taken: a finished run needs no writer
-        click.echo(f"{run_file} is already finished; nothing to do.", err=True)
-        click.echo(table(exp.run.summary()))
+        if getattr(exp, "is_root", True):
+            click.echo(f"{run_file} is already finished; nothing to do.", err=True)
+            click.echo(table(exp.run.summary()))
         return
     _execute(exp, quiet)
 
@@ -244,6 +251,8 @@ def _execute(exp, quiet):
     """Run with a progress bar, then print the summary table; Ctrl-C says how to continue."""
     from esprune.report import table
 
+    root = getattr(exp, "is_root", True)  # under MPI only rank 0 draws and prints
+    quiet = quiet or not root
     K, G = exp.K, exp.G
     start, total = exp.progress_start()
     try:
@@ -259,6 +268,8 @@ def _execute(exp, quiet):
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; continue with: esprune resume {exp.run.name}", err=True)
         sys.exit(130)
+    if not root:
+        return
     click.echo(table(rows))
     click.echo(f"run file: {exp.run.name}", err=True)
 
@@ -291,22 +302,148 @@ def show(run_file, as_json):
 
 
 @cli.command()
-@click.argument("run_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("run_files", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--out", default="report.png", show_default=True, type=click.Path(dir_okay=False),
-              help="Figure file (png, pdf, svg).")
+              help="Figure file (png, pdf, svg); the table goes beside it as .json and .csv.")
 @click.option("--metric", default="test", show_default=True, type=click.Choice(["test", "best", "final"]),
               help="Which summary column to plot.")
 def report(run_files, out, metric):
-    """Score vs. sparsity of one or more runs (needs the plot extra).
+    """Score vs. weights remaining of run files or sweep directories (needs the plot extra).
 
-    One curve per pruning method; runs that differ only in their seed are drawn as the mean with a min–max band.
+    Runs equal but for their seed form one curve: the seed mean with a ± standard-error band (SE = s/√n);
+    curves are named by the config keys that differ between them. The table of means and SEs is written to
+    OUT's .json and .csv. Over two or more tasks, a last panel shows the paper's aggregate: each task's curves
+    min–max normalised, then each method (ticket maker, ES or GD) averaged over the tasks.
     """
     from esprune.outputs import FIGURE_FORMATS, check_writable
-    from esprune.report import figure
+    from esprune.report_grid import report as _report
 
     check_writable(out, FIGURE_FORMATS, "figure")
-    curves = figure(run_files, out, metric)
-    click.echo(f"wrote {out}: " + ", ".join(curves))
+    result = _report(run_files, out, metric, warn=lambda line: click.echo(line, err=True))
+    click.echo(f"wrote {out}, {result['json']}, {result['csv']}: " + ", ".join(
+        f"{c['label']} ({c['seeds']} seed{'s' * (c['seeds'] > 1)})" for c in result["curves"]))
+
+
+# ---------------------------------------------------------------------------------------------- sweeps
+class _SweepGroup(Group):
+    """``esprune sweep GRID.toml ...`` means ``esprune sweep start GRID.toml ...``."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["start", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=_SweepGroup)
+def sweep():
+    """Grids of runs: `esprune sweep GRID.toml` (or --preset NAME) runs them, `sweep status DIR` shows them.
+
+    A grid is a TOML file: optional `preset = "NAME"`, an optional [base] table of config keys, and an [axes]
+    table of config keys with lists of values (option keys dotted: "strategy_options.sigma_init" = [0.05, 0.1];
+    an axis `preset` varies the starting preset). One run file per point, named from its axis values.
+    """
+
+
+@sweep.command("start")
+@click.argument("grid_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--preset", help="A named grid (see `esprune sweep presets`) instead of GRID_FILE.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False),
+              help="Where the run files go (default sweeps/<grid file's or preset's name>).")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1),
+              help="Points run at once, each in its own process; numba's threads are split between them.")
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="Cut the training budget: generations, eval_every, checkpoint_every and the GD trainer's "
+                   "epochs/timesteps times SCALE (at least 1); sparsity levels, population and hyperparameters "
+                   "stay. E.g. 0.01 makes the paper's 2000 generations per iteration 20.")
+@click.option("--list", "list_only", is_flag=True, help="Validate the grid and list its points; run nothing.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sweep_start(grid_file, preset, directory, jobs, scale, list_only, quiet):
+    """Run every point of a grid: finished points are skipped, partial ones resumed, so the same command
+    continues a killed sweep. Every point's config is checked before any run starts.
+
+    Under MPI (`mpiexec -n R esprune sweep ...`) rank 0 hands the points out one at a time to ranks 1..R-1
+    (a queue, so slow points do not stall the rest); --jobs is then ignored.
+    """
+    from pathlib import Path
+
+    from esprune import distributed, grids
+    from esprune import sweep as _sweep
+
+    if bool(grid_file) == bool(preset):
+        raise UsageError("give a GRID_FILE or --preset NAME (one of them)")
+    grid = grids.get(preset) if preset else _sweep.load(grid_file)
+    directory = directory or str(Path("sweeps") / (preset or Path(grid_file).stem))
+    points = _sweep.expand(grid, directory, scale=scale)
+    if list_only:
+        for p in points:
+            click.echo(f"{p.path}  {'exists' if p.path.exists() else 'new'}")
+        return
+    if distributed.world_size() > 1:
+        outcomes = distributed.sweep(points, directory, grid, progress=None if quiet else _echo_point)
+        if outcomes is None:  # not rank 0
+            return
+    else:
+        _sweep.write_manifest(points, directory, grid)
+        click.echo(f"esprune sweep: {len(points)} points → {directory} ({jobs} at a time)", err=True)
+        try:
+            outcomes = _run_sweep(points, jobs, quiet)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted; continue with the same command (finished points are kept, partial ones "
+                       "resume)", err=True)
+            sys.exit(130)
+    failed = {name: why for name, why in outcomes.items() if why.startswith("error")}
+    counts = {what: sum(v == what for v in outcomes.values()) for what in ("finished", "resumed", "skipped")}
+    click.echo(f"{directory}: {counts['finished']} run, {counts['resumed']} resumed, {counts['skipped']} already "
+               f"done, {len(failed)} failed")
+    for name, why in failed.items():
+        click.echo(f"  {name}: {why}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+def _echo_point(name, outcome):
+    click.echo(f"{name}: {outcome}", err=True)
+
+
+def _run_sweep(points, jobs, quiet):
+    """The points with a progress bar over the grid (each point counts its generations as a fraction)."""
+    from esprune import sweep as _sweep
+
+    fraction = {p.name: 0.0 for p in points}
+    per_point = 1000
+    with click.progressbar(length=len(points) * per_point, label="sweep", file=sys.stderr, hidden=quiet,
+                           item_show_func=lambda s: s) as bar:
+        def progress(name, done, total):
+            fraction[name] = done / total if total else 1.0
+            finished = sum(f >= 1 for f in fraction.values())
+            bar.update(int(sum(fraction.values()) * per_point) - bar.pos,
+                       f"{finished}/{len(points)} done · {name} {100 * fraction[name]:.0f}%")
+        return _sweep.run(points, jobs=jobs, progress=progress)
+
+
+@sweep.command("status")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def sweep_status(directory, as_json):
+    """One line per point of the sweep in DIRECTORY: done, partial (where it stopped) or not started, with the
+    iterations finished and the last one's sparsity and test score."""
+    from esprune import sweep as _sweep
+
+    rows = _sweep.status(directory)
+    click.echo(json.dumps(rows, indent=2) if as_json else _sweep.render_status(rows))
+
+
+@sweep.command("presets")
+@click.option("--json", "as_json", is_flag=True, help="Print every grid as JSON.")
+def sweep_presets(as_json):
+    """The paper's grids for `esprune sweep --preset NAME` (at the paper's budgets: see --scale)."""
+    from esprune import grids
+
+    if as_json:
+        click.echo(json.dumps({name: grid for name, (_, grid) in grids.GRIDS.items()}, indent=2))
+        return
+    for name, (about, _) in grids.GRIDS.items():
+        click.echo(f"{name:<20} {about}")
 
 
 # ---------------------------------------------------------------------------------------------- analyses
@@ -537,6 +674,22 @@ def bench_imp(repeats, as_json, out):
     from esprune import bench_generation as _bench
 
     _emit(_bench.imp(repeats), as_json, out, _bench.render_imp)
+
+
+@bench.command("mpi")
+@click.option("--ranks", "ranks", multiple=True, type=click.IntRange(1), help="Rank counts (repeatable; default 1 2).")
+@click.option("--generations", default=20, show_default=True, type=click.IntRange(1), help="Timed generations.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Also write the JSON result here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
+def bench_mpi(ranks, generations, out, as_json):
+    """A generation of W1 (CartPole-v1, P=100) with the population split over R MPI ranks on this host
+    (mpiexec -n R) against one process: seconds per generation and the bytes each rank sends and receives
+    (needs the mpi extra)."""
+    from esprune import bench_mpi as _bench
+
+    with _bench_progress("bench mpi") as progress:
+        result = _bench.run(ranks or (1, 2), generations, progress=progress)
+    _emit(result, as_json, out, _bench.render)
 
 
 @bench.command("all")

@@ -70,6 +70,9 @@ class RunConfig:
         return {k: (dict(v) if k in OPTION_TABLES else v) for k, v in
                 ((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))}
 
+    def __reduce__(self):  # picklable (sweep workers) although the option tables are read-only proxies
+        return (_from_dict, (self.to_dict(),))
+
     def replace(self, **changes) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
@@ -80,6 +83,10 @@ class RunConfig:
     @property
     def network_seed(self) -> int:
         return self.seed if self.init_seed is None else self.init_seed
+
+
+def _from_dict(values: dict) -> RunConfig:
+    return RunConfig(**values)
 
 
 KEYS = tuple(f.name for f in dataclasses.fields(RunConfig))
@@ -109,6 +116,8 @@ def resolve(*layers: dict, prepare: bool = True) -> RunConfig:
     data loaded and verified, so a missing file stops the run before it starts)."""
     cfg = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in DEFAULTS.items()}
     for layer in layers:
+        if isinstance(layer, RunConfig):
+            layer = layer.to_dict()
         for key, value in (layer or {}).items():
             if value is None:
                 continue

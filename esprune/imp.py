@@ -125,8 +125,7 @@ class Experiment:
         seconds, clock = float(ck["seconds"]), time.perf_counter()
         sparsity = ticket.mask.sparsity()
         for g in range(g0, self.G):
-            fitness = np.asarray(self.task.evaluate(self.net, layout, es.ask(), seed=seed, generation=g,
-                                                    backend=cfg.backend), dtype=np.float64)
+            fitness = self._fitness(es, layout, seed, g)
             es.tell(fitness)
             finite = fitness[np.isfinite(fitness)]
             train.append((finite.mean(), finite.max()) if finite.size else (np.nan, np.nan))
@@ -147,6 +146,12 @@ class Experiment:
         seconds += time.perf_counter() - clock
         self._finish(k, layout, ticket, es.be.to_numpy(es.mean), es.be.to_numpy(es.std), seed, train, evals, best,
                      seconds)
+
+    def _fitness(self, es, layout, seed, generation) -> np.ndarray:
+        """This generation's fitness ``(P,)`` float64: ask, evaluate every member. (The one hook of
+        distributed runs: ``distributed.Sharded`` evaluates one rank's members and gathers the rest.)"""
+        return np.asarray(self.task.evaluate(self.net, layout, es.ask(), seed=seed, generation=generation,
+                                             backend=self.cfg.backend), dtype=np.float64)
 
     def _gd_iteration(self, k, layout, ticket, seed, progress):
         """Train the ticket by gradient descent. No checkpoints inside: a crash repeats the iteration from

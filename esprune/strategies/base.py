@@ -89,6 +89,19 @@ class Strategy:
         self._pending = (None, pop)  # ε is regenerated from its counter in tell
         return pop
 
+    def ask_members(self, start: int, stop: int):
+        """Members ``start..stop-1`` of this generation's population ``(stop - start, d)``: exactly those rows
+        of ``ask()``, drawn alone from their noise counters (a process that evaluates part of the population
+        needs no others). ``tell`` then takes all P fitness values as usual. With ``w_decay`` the shaping
+        reads every member, so the whole population is drawn."""
+        if self.hp["w_decay"]:
+            return self.ask()[start:stop]
+        rows, signs = self._member_rows
+        pop = noise.sample(self.seed, self.generation, rows[start:stop], signs[start:stop], self.mean, self.std,
+                           backend=self.be)
+        self._pending = (None, None)  # tell regenerates ε by counter and needs no population
+        return pop
+
     @functools.cached_property
     def _member_rows(self):
         """Each member's noise row and sign (host arrays, fixed for the run): row i, + unless antithetic."""

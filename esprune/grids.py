@@ -1,0 +1,33 @@
+"""Named grids: the paper's experiment grids at its budgets (PAPER.md), for ``esprune sweep --preset NAME``.
+
+Each is a grid as ``sweep.expand`` reads it. The paper's figures use 5 seeds and, per task, the ticket makers
+SNR, magnitude ("final ticket") and random reinitialisation (Fig. 1 aggregates them over tasks, Fig. 2 per task);
+Fig. 3 sets ES-SNR against GD-IMP (magnitude). At the paper's budgets a point is hours to days of CPU: pass
+``--scale`` (e.g. 0.01: 2000 → 20 generations per iteration) to try a grid on a laptop.
+"""
+from __future__ import annotations
+
+from .errors import ConfigError
+
+SEEDS = [0, 1, 2, 3, 4]
+TICKET_MAKERS = ["snr", "magnitude", "random-reinit"]
+_TASKS = {"cartpole": "CartPole-v1", "pendulum": "Pendulum-v1", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST",
+          "kmnist": "K-MNIST"}
+
+GRIDS = {
+    **{f"fig1-{preset}": (f"{task}: SNR vs magnitude vs random-reinit tickets, 5 seeds (Figs. 1-2), paper budget",
+                          {"preset": preset, "axes": {"seed": SEEDS, "prune": TICKET_MAKERS}})
+       for preset, task in _TASKS.items()},
+    "fig1-all": ("the five tasks above in one grid: 5 tasks × 3 ticket makers × 5 seeds (Fig. 1's aggregate)",
+                 {"axes": {"preset": list(_TASKS), "seed": SEEDS, "prune": TICKET_MAKERS}}),
+    "fig3-fashion-mnist": ("Fashion-MNIST: ES (SNES, SNR) vs GD (Adam, magnitude IMP), 5 seeds (Fig. 3)",
+                           {"axes": {"preset": ["fashion-mnist", "gd-fashion-mnist"], "seed": SEEDS}}),
+    "fig3-cartpole": ("CartPole-v1: ES (Sep-CMA-ES, SNR) vs GD (PPO, magnitude IMP), 5 seeds (Fig. 3)",
+                      {"axes": {"preset": ["cartpole", "gd-cartpole"], "seed": SEEDS}}),
+}
+
+
+def get(name: str) -> dict:
+    if name not in GRIDS:
+        raise ConfigError(f"unknown grid preset {name!r}; available: {', '.join(GRIDS)} (see `esprune sweep presets`)")
+    return GRIDS[name][1]

@@ -1,0 +1,247 @@
+"""Reports over many runs (a sweep's directory or a list of run files): seed means with standard-error bands,
+tables of them, and the paper's normalised aggregate over tasks.
+
+Runs are grouped by their whole config except the seed; a group is one curve: at each IMP iteration the mean of
+the metric over its seeds and the standard error SE = s/√n (s the sample standard deviation, ddof 1; PAPER.md:
+"bands are mean ± std/√5"). Curves are named by the config keys whose values differ between them. The aggregate
+(the paper's Figs. 1 and 3) min–max normalises each task's curves over all of them and all sparsity levels, then
+averages a method's normalised curve over the tasks; a method is the ticket maker and who trained it (ES or GD).
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .report import label, trainer
+from .store import RunFile
+
+_OPTION_TABLES = ("task_options", "strategy_options", "gd_options")
+
+
+def collect(paths, warn=print) -> list[tuple[Path, dict, list]]:
+    """``(path, config, summary rows)`` of every run in ``paths`` (directories give their ``*.h5`` files). A file
+    given twice, a run whose config (seed included) repeats another's, or a run with no finished iteration is
+    left out with a warning (``warn(line)``): a duplicate would count one seed twice."""
+    files, seen = [], {}
+    for p in map(Path, paths):
+        found = sorted(p.glob("*.h5")) if p.is_dir() else [p]
+        if p.is_dir() and not found:
+            raise UserError(f"{p} holds no run files (*.h5)")
+        for f in found:
+            key = f.resolve()
+            if key in seen:
+                warn(f"warning: {f} is given twice (as {seen[key]}); counted once")
+                continue
+            seen[key] = f
+            files.append(f)
+    runs, configs = [], {}
+    for f in files:
+        run = RunFile.open(f)
+        cfg, rows = run.config, run.summary()
+        if not rows:
+            warn(f"warning: {f} has no finished iteration yet; left out")
+            continue
+        key = json.dumps(cfg, sort_keys=True)
+        if key in configs:
+            warn(f"warning: {f} holds the same config as {configs[key]} (seed {cfg['seed']} twice); left out")
+            continue
+        configs[key] = f
+        runs.append((f, cfg, rows))
+    if not runs:
+        raise UserError("no finished runs to report")
+    return runs
+
+
+def curves(runs, metric: str = "test", warn=print) -> list[dict]:
+    """One curve per group of runs equal but for the seed: label, task, method, seeds, iteration, sparsity,
+    weights_remaining (%), mean and se per iteration (se NaN for one seed). Seeds that ran further are cut to
+    the group's common length."""
+    groups = {}
+    for path, cfg, rows in runs:
+        groups.setdefault(_identity(cfg), []).append((path, cfg, rows))
+    flat = [_flatten(members[0][1]) for members in groups.values()]
+    labels = _labels(flat)
+    out = []
+    for members, label in zip(groups.values(), labels):
+        cfg = members[0][1]
+        lengths = [len(rows) for _, _, rows in members]
+        n = min(lengths)
+        if max(lengths) > n:
+            warn(f"warning: {label}: the seeds reached {n}..{max(lengths)} iterations; the curve stops at {n} "
+                 "(unfinished runs?)")
+        values = np.array([[row[metric] for row in rows[:n]] for _, _, rows in members])
+        sparsity = np.array([row["sparsity"] for row in members[0][2][:n]])
+        seeds = len(members)
+        se = values.std(0, ddof=1) / np.sqrt(seeds) if seeds > 1 else np.full(n, np.nan)
+        out.append({"label": label, "task": cfg["task"], "method": method(cfg), "seeds": seeds,
+                    "files": [str(p) for p, _, _ in members], "iteration": list(range(n)),
+                    "sparsity": sparsity.tolist(), "weights_remaining": (100 * (1 - sparsity)).tolist(),
+                    "mean": values.mean(0).tolist(), "se": se.tolist()})
+    return out
+
+
+def _labels(flat: list[dict]) -> list[str]:
+    """Each curve's name: the keys whose values differ between the curves of its task (each task is a panel of
+    its own), "prune" first. Keys set in only some configs (a GD run's gd_options) are left out unless the
+    names would then clash."""
+    out = [None] * len(flat)
+    for task in {f["task"] for f in flat}:
+        mine = [i for i, f in enumerate(flat) if f["task"] == task]
+        keys = sorted({k for i in mine for k in flat[i]}, key=lambda k: (k != "prune", k))
+        values = {k: [json.dumps(flat[i].get(k)) for i in mine] for k in keys}
+        loose = [k for k in keys if len(set(values[k])) > 1]
+        strict = [k for k in loose if len(set(values[k]) - {"null"}) > 1]
+        for vary in (strict, loose):
+            names = [" · ".join(f"{k}={_text(flat[i].get(k))}" for k in vary) or flat[i]["prune"] for i in mine]
+            if len(set(names)) == len(names):
+                break
+        for i, name in zip(mine, names):
+            out[i] = name
+    return out
+
+
+def method(config: dict) -> str:
+    """What the aggregate averages over tasks: the ticket maker, and "gd" for gradient-descent runs."""
+    return f"{config['prune']}{' (gd)' if config.get('trainer', 'es') == 'gd' else ''}"
+
+
+def aggregate(curves_: list[dict]) -> dict:
+    """The paper's normalised aggregate: per task, (mean − lo) / (hi − lo) with lo, hi the smallest and largest
+    mean over all of that task's curves and iterations; then per method the average over the tasks, at the
+    iterations every task reached. {} when the curves cover fewer than two tasks."""
+    tasks = sorted({c["task"] for c in curves_})
+    if len(tasks) < 2:
+        return {}
+    scaled = {}
+    for task in tasks:
+        mine = [c for c in curves_ if c["task"] == task]
+        lo = min(min(c["mean"]) for c in mine)
+        hi = max(max(c["mean"]) for c in mine)
+        for c in mine:
+            norm = (np.asarray(c["mean"]) - lo) / (hi - lo) if hi > lo else np.zeros(len(c["mean"]))
+            scaled.setdefault(c["method"], []).append((c, norm))
+    out = {}
+    for name, parts in scaled.items():
+        n = min(len(norm) for _, norm in parts)
+        out[name] = {"tasks": sorted({c["task"] for c, _ in parts}), "curves": len(parts), "iteration": list(range(n)),
+                     "weights_remaining": parts[0][0]["weights_remaining"][:n],
+                     "normalised": np.mean([norm[:n] for _, norm in parts], axis=0).tolist()}
+    return out
+
+
+def write_tables(curves_, agg, prefix) -> tuple[Path, Path]:
+    """PREFIX.json ({metric curves, aggregate}) and PREFIX.csv (one row per curve and iteration; the
+    aggregate's rows have task "aggregate" and its normalised value as the mean)."""
+    prefix = Path(prefix)
+    js, cs = prefix.with_suffix(".json"), prefix.with_suffix(".csv")
+    clean = lambda v: None if isinstance(v, float) and v != v else v  # noqa: E731  strict JSON: NaN → null
+    js.write_text(json.dumps({"se": "standard error s/sqrt(n), s with ddof 1",
+                              "curves": [{k: ([clean(x) for x in v] if isinstance(v, list) else v)
+                                          for k, v in c.items()} for c in curves_],
+                              "aggregate": agg}, indent=2) + "\n")
+    with cs.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["curve", "task", "method", "seeds", "iteration", "sparsity", "weights_remaining", "mean", "se"])
+        for c in curves_:
+            for i in c["iteration"]:
+                se = c["se"][i]
+                w.writerow([c["label"], c["task"], c["method"], c["seeds"], i, c["sparsity"][i],
+                            c["weights_remaining"][i], c["mean"][i], "" if se != se else se])
+        for name, a in agg.items():
+            for i in a["iteration"]:
+                w.writerow([name, "aggregate", name, "", i, "", a["weights_remaining"][i], a["normalised"][i], ""])
+    return js, cs
+
+
+def figure(curves_, agg, out, metric: str = "test") -> None:
+    """One panel per task (curves with their ± SE bands) and, over two or more tasks, the aggregate's panel;
+    x: weights remaining (%), log scale, dense on the left."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("esprune report needs matplotlib: pip install 'esprune[plot]'") from None
+    tasks = sorted({c["task"] for c in curves_})
+    panels = len(tasks) + bool(agg)
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for c in (c for c in curves_ if c["task"] == task):
+            x, mean, se = map(np.asarray, (c["weights_remaining"], c["mean"], c["se"]))
+            band = " (mean ± SE)" if c["seeds"] > 1 else ""
+            (line,) = ax.plot(x, mean, marker="o", ms=3, label=f"{c['label']}, {c['seeds']} seed"
+                                                               f"{'s' * (c['seeds'] > 1)}{band}")
+            if c["seeds"] > 1:
+                ax.fill_between(x, mean - se, mean + se, alpha=0.2, color=line.get_color())
+        _axis(ax, f"{metric} score", task)
+    if agg:
+        ax = axes[0][-1]
+        for name, a in agg.items():
+            ax.plot(a["weights_remaining"], a["normalised"], marker="o", ms=3,
+                    label=f"{name} ({len(a['tasks'])} tasks)")
+        _axis(ax, "normalised score (min–max per task)", "aggregate over tasks")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def report(paths, out, metric: str = "test", warn=print) -> dict:
+    """Collect, group, write OUT (figure), OUT's .json and .csv; returns {curves, aggregate, json, csv}."""
+    cs = curves(collect(paths, warn), metric, warn)
+    agg = aggregate(cs)
+    js, table = write_tables(cs, agg, out)
+    figure(cs, agg, out, metric)
+    return {"curves": cs, "aggregate": agg, "json": str(js), "csv": str(table)}
+
+
+def _axis(ax, ylabel, title):
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("weights remaining (%)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _identity(cfg: dict) -> str:
+    """A group's key: the config without the seed; a transfer's source stands for itself by its own group key
+    (five seeds of a transfer have five source files)."""
+    cfg = {k: v for k, v in cfg.items() if k != "seed"}
+    if cfg.get("tickets_from"):
+        try:
+            cfg["tickets_from"] = _identity(RunFile.open(cfg["tickets_from"]).config)
+        except UserError:
+            pass
+    return json.dumps(cfg, sort_keys=True)
+
+
+def _flatten(cfg: dict) -> dict:
+    """Config keys with option tables spelled out ("strategy_options.sigma_init"), the seed left out, and a
+    trainer label that names the strategy (what tells curves apart in a legend)."""
+    out = {}
+    for key, value in cfg.items():
+        if key == "seed":
+            continue
+        if key in _OPTION_TABLES and isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        elif key == "trainer":
+            out[key] = trainer(cfg)
+        else:
+            out[key] = value
+    if cfg.get("tickets_from"):
+        out["tickets_from"] = label(cfg, set())  # "snr tickets of snes → gd", not a path per seed
+    out["trainer"] = trainer(cfg)  # the strategy's name, or gd (whose strategy keys are unused)
+    out.pop("strategy", None)
+    if cfg.get("trainer", "es") == "gd":
+        out = {k: v for k, v in out.items() if not k.startswith("strategy_options.")}
+    return out
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)

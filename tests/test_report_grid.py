@@ -1,0 +1,126 @@
+"""Reports over many runs: seed groups, mean ± SE against a hand computation, duplicates, the tables, and the
+paper's normalised aggregate over tasks. The run files are written with known summary rows (no training)."""
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from esprune import config, prune, report_grid, tasks
+from esprune.params import Mask
+from esprune.store import RunFile
+
+SCORES = {  # (task, prune) -> per seed, the test score at iterations 0, 1, 2
+    ("CartPole-v1", "snr"): [[500, 450, 300], [480, 470, 200], [490, 400, 250]],
+    ("CartPole-v1", "magnitude"): [[500, 300, 100], [460, 320, 120]],
+    ("Pendulum-v1", "snr"): [[-200, -300, -900], [-250, -350, -800]],
+    ("Pendulum-v1", "magnitude"): [[-210, -600, -1200], [-190, -700, -1300]],
+}
+
+
+def fake_run(path, task, prune, seed, scores, iterations=None):
+    iterations = len(scores) - 1 if iterations is None else iterations
+    cfg = config.resolve({"task": task, "prune": prune, "seed": seed, "iterations": iterations},
+                         prepare=False)
+    net = tasks.make(task).default_net()
+    ticket = prune.Ticket(net.init(seed), Mask.dense(net.spec))
+    run = RunFile.create(path, cfg.to_dict(), net.spec, ticket)
+    for k, s in enumerate(scores):
+        row = {"iteration": k, "sparsity": 1 - 0.8**k, "active": 10, "final": s, "best": s, "test": s,
+               "threshold": np.nan, "seconds": 1.0}
+        run.finish_iteration(k, {}, {}, row, next_ticket=ticket if k + 1 < len(scores) else None)
+    run.unlock()
+    return path
+
+
+@pytest.fixture
+def runs(tmp_path):
+    folder = tmp_path / "sweep"
+    for (task, prune), seeds in SCORES.items():
+        for seed, scores in enumerate(seeds):
+            fake_run(folder / f"{task}-{prune}-{seed}.h5", task, prune, seed, scores)
+    return folder
+
+
+def test_groups_are_configs_but_seed_with_mean_and_standard_error(runs):
+    curves = report_grid.curves(report_grid.collect([runs]))
+    assert len(curves) == 4
+    for c in curves:
+        prune = c["method"]
+        values = np.array(SCORES[(c["task"], prune)], dtype=float)
+        assert c["seeds"] == values.shape[0]
+        np.testing.assert_allclose(c["mean"], values.mean(0))
+        np.testing.assert_allclose(c["se"], values.std(0, ddof=1) / np.sqrt(values.shape[0]))  # s/√n, ddof 1
+        np.testing.assert_allclose(c["weights_remaining"], [100, 80, 64])
+        assert c["label"] == f"prune={prune}"  # only the keys that differ within the task's panel
+
+
+def test_labels_name_what_differs_and_leave_out_keys_only_some_runs_have():
+    es = {"task": "T", "prune": "snr", "trainer": "snes", "strategy_options.sigma_init": 0.025, "popsize": 128}
+    gd = {"task": "T", "prune": "magnitude", "trainer": "gd", "gd_options.epochs": 2, "popsize": 100}
+    assert report_grid._labels([es, gd]) == ["prune=snr · popsize=128 · trainer=snes",
+                                             "prune=magnitude · popsize=100 · trainer=gd"]
+    plain, tuned = {"task": "T", "prune": "snr"}, {"task": "T", "prune": "snr", "strategy_options.sigma_init": 0.2}
+    assert report_grid._labels([plain, tuned]) == ["strategy_options.sigma_init=null",
+                                                   "strategy_options.sigma_init=0.2"]  # clash: the loose keys
+    other = {"task": "U", "prune": "snr", "popsize": 7}
+    assert report_grid._labels([es, gd, other])[2] == "snr"  # alone in its panel
+
+
+def test_duplicates_are_warned_and_counted_once(runs, tmp_path):
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes((runs / "CartPole-v1-snr-0.h5").read_bytes())
+    lines = []
+    found = report_grid.collect([runs, runs / "CartPole-v1-snr-1.h5", copy], warn=lines.append)
+    assert len(found) == 9 and len(lines) == 2
+    assert "given twice" in lines[0] and "same config" in lines[1] and "seed 0 twice" in lines[1]
+
+
+def test_aggregate_normalises_per_task_then_averages_over_tasks(runs):
+    agg = report_grid.aggregate(report_grid.curves(report_grid.collect([runs])))
+    means = {key: np.mean(v, axis=0) for key, v in SCORES.items()}
+    expect = {}
+    for task in ("CartPole-v1", "Pendulum-v1"):
+        lo = min(m.min() for (t, _), m in means.items() if t == task)
+        hi = max(m.max() for (t, _), m in means.items() if t == task)
+        for (t, prune), m in means.items():
+            if t == task:
+                expect.setdefault(prune, []).append((m - lo) / (hi - lo))
+    assert set(agg) == {"snr", "magnitude"}
+    for prune, parts in expect.items():
+        np.testing.assert_allclose(agg[prune]["normalised"], np.mean(parts, axis=0))
+    assert report_grid.aggregate([c for c in report_grid.curves(report_grid.collect([runs]))
+                                  if c["task"] == "Pendulum-v1"]) == {}  # one task: no aggregate
+
+
+def test_cli_writes_figure_json_and_csv(runs, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "rep.png"
+    result = CliRunner().invoke(cli, ["report", str(runs), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 1000
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert len(data["curves"]) == 4 and set(data["aggregate"]) == {"snr", "magnitude"}
+    rows = list(csv.DictReader(out.with_suffix(".csv").open()))
+    assert len(rows) == 4 * 3 + 2 * 3
+    first = next(r for r in rows if r["task"] == "CartPole-v1" and r["method"] == "snr" and r["iteration"] == "2")
+    assert float(first["mean"]) == pytest.approx(250.0) and float(first["se"]) == pytest.approx(50 / np.sqrt(3))
+    single = fake_run(tmp_path / "one.h5", "CartPole-v1", "snr", 0, [1, 2])
+    alone = CliRunner().invoke(cli, ["report", str(single), "-o", str(tmp_path / "one.png")])
+    assert alone.exit_code == 0 and json.loads((tmp_path / "one.json").read_text())["curves"][0]["se"] == [None, None]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = CliRunner().invoke(cli, ["report", str(empty)])
+    assert bad.exit_code == 2 and "no run files" in bad.output
+
+
+def test_a_seed_that_stopped_early_cuts_its_curve_with_a_warning(runs):
+    fake_run(runs / "partial.h5", "CartPole-v1", "snr", 7, [400, 100], iterations=2)  # stopped in iteration 2
+    lines = []
+    curves = report_grid.curves(report_grid.collect([runs]), warn=lines.append)
+    snr = next(c for c in curves if c["task"] == "CartPole-v1" and c["method"] == "snr")
+    assert snr["seeds"] == 4 and snr["iteration"] == [0, 1]
+    np.testing.assert_allclose(snr["mean"], [(500 + 480 + 490 + 400) / 4, (450 + 470 + 400 + 100) / 4])
+    assert lines == ["warning: prune=snr: the seeds reached 2..3 iterations; the curve stops at 2 (unfinished runs?)"]

@@ -1,0 +1,163 @@
+"""Sweeps: grids checked before anything runs, one run file per point, a killed sweep continued by the same
+command to the numbers of uninterrupted runs, status lines, and the paper's grid presets."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from esprune import config, grids, sweep
+from esprune.errors import ConfigError
+from esprune.imp import Experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = """
+[base]
+task = "CartPole-v1"
+popsize = 6
+generations = 4
+iterations = 1
+keep = 0.5
+eval_every = 2
+checkpoint_every = 1
+task_options = {episodes = 2}
+"""
+
+
+def write_grid(tmp_path, axes, base=BASE):
+    path = tmp_path / "grid.toml"
+    path.write_text(base + "[axes]\n" + axes)
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def datasets(path):
+    """Every dataset of a run file except the wall-clock column of the summary."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    out["summary"] = np.array([tuple(r)[:-1] for r in out["summary"]], dtype=np.float64)
+    return out
+
+
+def assert_same_run(a, b):
+    da, db = datasets(a), datasets(b)
+    assert da.keys() == db.keys()
+    for name in da:
+        np.testing.assert_array_equal(da[name], db[name], err_msg=name)
+
+
+@pytest.mark.parametrize("axes, grid_base, message", [
+    ('bogus = [1, 2]\n', BASE, "unknown axis key 'bogus'"),
+    ('seed = []\n', BASE, "axis seed is empty"),
+    ('seed = 3\n', BASE, "axis seed must be a list"),
+    ('seed = [0, 0]\n', BASE, "have the same config"),
+    ('strategy = ["SNES", "snes"]\n', BASE, "have the same config"),  # one strategy, two spellings
+    ('seed = [0, 1]\npopsize = [6, 1]\n', BASE, "popsize"),  # the last point is bad: nothing runs
+    ('"strategy_options.no_such" = [1]\n', BASE, "unknown hyperparameter"),
+    ('"seed.x" = [1]\n', BASE, "take dotted option names"),
+    ('seed = [0]\n', BASE + "colour = 1\n", "unknown config key"),
+    ('seed = [0]\n', "[bases]\nseed = 1\n", "unknown grid key"),
+])
+def test_bad_grid_is_one_line_exit_2_before_any_run(tmp_path, axes, grid_base, message):
+    result = invoke("sweep", write_grid(tmp_path, axes, grid_base), "--dir", tmp_path / "d")
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("d/*.h5"))
+
+
+def test_points_are_named_from_axis_values_and_configs_are_base_plus_point(tmp_path):
+    grid = sweep.load(write_grid(tmp_path, 'seed = [0, 1]\nstrategy_options.sigma_init = [0.05, 0.2]\n'))
+    points = sweep.expand(grid, tmp_path / "d")
+    assert [p.path.name for p in points] == ["seed=0__sigma_init=0.05.h5", "seed=0__sigma_init=0.2.h5",
+                                             "seed=1__sigma_init=0.05.h5", "seed=1__sigma_init=0.2.h5"]
+    base = grid["base"]
+    assert points[3].config == config.resolve(base, {"seed": 1, "strategy_options": {"sigma_init": 0.2}},
+                                              prepare=False)
+
+
+def test_axes_of_equal_option_names_keep_their_table_in_the_name():
+    names = sweep._short_names(["seed", "strategy_options.sigma_init", "task_options.batch_size",
+                                "gd_options.batch_size"])
+    assert names == {"seed": "seed", "strategy_options.sigma_init": "sigma_init",
+                     "task_options.batch_size": "task_options.batch_size", "gd_options.batch_size": "gd_options.batch_size"}
+
+
+def test_toml_dotted_option_keys_are_axes_too(tmp_path):
+    dotted = sweep.expand(sweep.load(write_grid(tmp_path, 'strategy_options.sigma_init = [0.05]\n')), tmp_path)
+    quoted = sweep.expand(sweep.load(write_grid(tmp_path, '"strategy_options.sigma_init" = [0.05]\n')), tmp_path)
+    assert dotted[0].name == quoted[0].name == "sigma_init=0.05"
+    assert dotted[0].config["strategy_options"]["sigma_init"] == 0.05
+
+
+def test_a_file_of_another_config_in_the_directory_is_refused(tmp_path):
+    grid = sweep.load(write_grid(tmp_path, 'seed = [0]\n'))
+    point = sweep.expand(grid, tmp_path / "d")[0]
+    Experiment.start(config.resolve(point.config, {"popsize": 8}), point.path)
+    with pytest.raises(ConfigError, match=r"another config .*\(differs in popsize\)"):
+        sweep.expand(grid, tmp_path / "d")
+
+
+def test_grid_presets_expand_and_scale(tmp_path):
+    points = sweep.expand(grids.get("fig1-pendulum"), tmp_path, scale=0.01)
+    assert len(points) == 15 and {p.config["prune"] for p in points} == {"snr", "magnitude", "random-reinit"}
+    assert {p.config["seed"] for p in points} == {0, 1, 2, 3, 4}
+    cfg = points[0].config
+    assert (cfg["task"], cfg["generations"], cfg["eval_every"], cfg["popsize"], cfg["iterations"]) == \
+           ("Pendulum-v1", 20, 1, 100, 20)  # budget cut, sparsity levels and population kept
+    full = sweep.expand(grids.get("fig1-pendulum"), tmp_path)[0].config
+    assert full["generations"] == 2000 and full["eval_every"] == 50
+    fig3 = sweep.expand(grids.get("fig3-cartpole"), tmp_path, scale=0.01)
+    assert {(p.config["trainer"], p.config["prune"]) for p in fig3} == {("es", "snr"), ("gd", "magnitude")}
+    gd = next(p.config for p in fig3 if p.config["trainer"] == "gd")
+    assert gd["gd_options"]["timesteps"] == 2000
+    assert sweep.scaled({"generations": 10, "eval_every": 5, "checkpoint_every": 50, "gd_options": {}}, 0.01) == \
+        {"generations": 1, "eval_every": 1, "checkpoint_every": 1}
+
+
+@pytest.mark.slow
+def test_killed_sweep_continues_with_the_same_command_to_uninterrupted_numbers(tmp_path):
+    grid = write_grid(tmp_path, 'seed = [0, 1]\nprune = ["random-reinit"]\n')
+    out = tmp_path / "d"
+    cmd = [sys.executable, "-c", "from cli import main; main()", "sweep", str(grid), "--dir", str(out), "--quiet"]
+    killed = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "ESPRUNE_KILL_AT": "1:3"})  # the first point dies in iteration 1
+    assert killed.returncode == -9
+    rows = {r["point"]: r["state"] for r in sweep.status(out)}
+    assert rows["seed=0__prune=random-reinit"] == "partial (iteration 1, generation 3)"
+    assert rows["seed=1__prune=random-reinit"] == "not started"
+    status = invoke("sweep", "status", out)
+    assert status.exit_code == 0 and len(status.output.strip().splitlines()) == 2
+    again = subprocess.run(cmd + ["--jobs", "2"], cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "1 run, 1 resumed, 0 already done, 0 failed" in again.stdout
+    assert {r["state"] for r in sweep.status(out)} == {"done"}
+    for point in sweep.expand(sweep.load(grid), out):
+        alone = tmp_path / f"alone-{point.name}.h5"
+        Experiment.start(point.config, alone).execute()
+        assert_same_run(point.path, alone)
+    third = invoke("sweep", grid, "--dir", out, "--quiet")
+    assert third.exit_code == 0 and "0 run, 0 resumed, 2 already done" in third.output
+
+
+def test_status_lists_points_not_started(tmp_path):
+    grid = sweep.load(write_grid(tmp_path, 'seed = [0, 1]\n'))
+    points = sweep.expand(grid, tmp_path / "d")
+    sweep.write_manifest(points, tmp_path / "d", grid)
+    assert sweep.run_point(points[0]) == "finished"
+    rows = sweep.status(tmp_path / "d")
+    assert [(r["point"], r["state"], r["iteration"]) for r in rows] == [("seed=0", "done", 2),
+                                                                         ("seed=1", "not started", None)]
+    assert sweep.run_point(points[0]) == "skipped"
+    assert json.loads(invoke("sweep", "status", tmp_path / "d", "--json").output)[0]["state"] == "done"
+    assert invoke("sweep", "status", tmp_path / "nothing").exit_code == 2
