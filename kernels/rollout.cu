@@ -156,11 +156,12 @@ struct MountainCarContinuous {
 
 // ------------------------------------------------------------------------------------------------ the rollout
 // theta[p]: member p's parameter row (active weights of each layer in C order, then its bias). The policy walks
-// each layer's input-row index (esprune/ops/index.py: rows): row i feeds outputs cols[c0 + rowptr[r0 + i] ..
-// c0 + rowptr[r0 + i + 1]), entry q's weight at theta[p][w_off + q]; table (4 × n_layers, row-major) holds
-// w_off, b_off, r0, c0 per layer. Only active weights are visited, each output summing in ascending input order.
+// each layer's active entries in row-major order (esprune/ops/index.py: rows): entry q adds input rows[e0 + q]
+// times theta[p][w_off + q] to output cols[e0 + q]. table (6 × n_layers, row-major) holds per layer w_off,
+// b_off, e0, nnz (and two rows only the numba twin reads). Only active weights are visited, and each output
+// sums its inputs in ascending order, as in the twin.
 template <class Env>
-__device__ void rollout(const float* theta, long long d, const int* sizes, const int* table, const int* rowptr,
+__device__ void rollout(const float* theta, long long d, const int* sizes, const int* table, const int* rows,
                         const int* cols, int n_layers, int tanh_hidden, const double* resets, int E,
                         int max_steps, int P, double* returns) {
     const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -174,15 +175,11 @@ __device__ void rollout(const float* theta, long long d, const int* sizes, const
     for (int step = 0; step < max_steps; ++step) {
         Env::observe(s, h);
         for (int k = 0; k < n_layers; ++k) {
-            const int n_in = sizes[k], n_out = sizes[k + 1];
+            const int n_out = sizes[k + 1];
             const int w_off = table[k], b_off = table[n_layers + k];
-            const int* rp = rowptr + table[2 * n_layers + k];
-            const int* cl = cols + table[3 * n_layers + k];
+            const int e0 = table[2 * n_layers + k], nnz = table[3 * n_layers + k];
             for (int j = 0; j < n_out; ++j) acc[j] = 0.0f;
-            for (int i = 0; i < n_in; ++i) {
-                const float hi = h[i];
-                for (int q = rp[i]; q < rp[i + 1]; ++q) acc[cl[q]] += w[w_off + q] * hi;
-            }
+            for (int q = 0; q < nnz; ++q) acc[cols[e0 + q]] += w[w_off + q] * h[rows[e0 + q]];
             for (int j = 0; j < n_out; ++j) {
                 float v = acc[j] + w[b_off + j];
                 if (k < n_layers - 1) v = tanh_hidden ? fast_tanh(v) : fmaxf(v, 0.0f);
@@ -201,9 +198,9 @@ __device__ void rollout(const float* theta, long long d, const int* sizes, const
 
 #define ROLLOUT_KERNEL(name, Env)                                                                              \
     extern "C" __global__ void name(const float* theta, long long d, const int* sizes, const int* table,      \
-                                    const int* rowptr, const int* cols, int n_layers, int tanh_hidden,        \
+                                    const int* rows, const int* cols, int n_layers, int tanh_hidden,          \
                                     const double* resets, int E, int max_steps, int P, double* returns) {     \
-        rollout<Env>(theta, d, sizes, table, rowptr, cols, n_layers, tanh_hidden, resets, E, max_steps, P,   \
+        rollout<Env>(theta, d, sizes, table, rows, cols, n_layers, tanh_hidden, resets, E, max_steps, P,     \
                      returns);                                                                                 \
     }
 

@@ -55,11 +55,11 @@ def test_index_builders_encode_the_mask(rng):
 
     rows = index.rows(positions, shape, offset)
     by_rows = np.zeros(shape)
-    for i in range(shape[0]):
-        for q in range(rows.rowptr[i], rows.rowptr[i + 1]):
-            by_rows[i, rows.cols[q]] = theta[rows.offset + q]
+    for q in range(rows.nnz):
+        by_rows[rows.rows[q], rows.cols[q]] = theta[rows.offset + q]
     np.testing.assert_array_equal(by_rows, dense)
-    assert all(np.all(np.diff(rows.cols[rows.rowptr[i]:rows.rowptr[i + 1]]) > 0) for i in range(shape[0]))
+    order = rows.rows.astype(np.int64) * shape[1] + rows.cols  # row-major: rows ascend, columns within a row
+    assert np.all(np.diff(order) > 0)
 
     cols = index.columns(positions, shape, offset)
     by_cols = np.zeros(shape)

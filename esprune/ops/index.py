@@ -3,7 +3,7 @@ family walks them. One home for all of them, built from a weight's shape and the
 active entries (``Layout.positions``), so the kernels never see a mask.
 
 - ``columns``: an ``(n_in, n_out)`` dense weight by output column (the gather-style ``sparse_layer``).
-- ``rows``: the same weight by input row (the scatter-style fused rollout, ``ops/rollout.py``).
+- ``rows``: the same weight in row-major order (the scatter-style fused rollout, ``ops/rollout.py``).
 - ``taps``: a ``(C_out, C_in, K, K)`` conv weight by output channel (``conv_block``).
 Every entry also says where its value sits in a member's parameter row (``offset`` + its rank among the
 active entries, which is how the flat vector stores a tensor).
@@ -42,16 +42,17 @@ class ColumnIndex:
 
 @dataclass(frozen=True)
 class RowIndex:
-    """The active entries of an ``(n_in, n_out)`` weight grouped by input row (CSR), for scatter-style kernels.
+    """The active entries of an ``(n_in, n_out)`` weight in row-major (C) order, for scatter-style kernels.
 
-    Row ``i`` feeds outputs ``cols[rowptr[i]:rowptr[i+1]]`` (ascending). Entry ``q`` is the q-th active entry in
-    C order, so its value sits at flat position ``offset + q``: the weights are read in place.
+    Entry ``q`` adds input ``rows[q]`` times its weight to output ``cols[q]``; rows ascend, and so do the columns
+    within a row, so every output meets its inputs in ascending order. Entry q is the q-th active entry in C
+    order, so its value sits at flat position ``offset + q``: the weights are read in place.
     """
 
     n_in: int
     n_out: int
     offset: int
-    rowptr: np.ndarray  # (n_in + 1,) int32
+    rows: np.ndarray  # (nnz,) int32
     cols: np.ndarray  # (nnz,) int32
 
     @property
@@ -86,11 +87,10 @@ def columns(positions: np.ndarray, shape, offset: int) -> ColumnIndex:
 
 
 def rows(positions: np.ndarray, shape, offset: int) -> RowIndex:
-    """Like :func:`columns`, grouped by input row; C order already is row order, so no sort is needed."""
+    """Like :func:`columns`, in row-major order; C order already is that order, so no sort is needed."""
     n_in, n_out = shape
-    rowptr = np.zeros(n_in + 1, dtype=np.int32)
-    np.cumsum(np.bincount(positions // n_out, minlength=n_in), out=rowptr[1:])
-    return RowIndex(n_in, n_out, int(offset), rowptr, (positions % n_out).astype(np.int32))
+    return RowIndex(n_in, n_out, int(offset), (positions // n_out).astype(np.int32),
+                    (positions % n_out).astype(np.int32))
 
 
 def taps(positions: np.ndarray, shape, offset: int) -> Taps:

@@ -41,20 +41,19 @@ def env_function(fn):
 
 def policy_index(layout, n_layers: int, xp=np):
     """The arrays the rollouts read for an MLP policy under ``layout``, on array module ``xp`` (cached):
-    ``sizes`` (n_layers + 1,), per layer ``w_off`` (flat position of its first active weight), ``b_off``,
-    ``row_start`` (where its ``n_in + 1`` row pointers start in ``rowptr``), ``nnz_start`` (where its columns
-    start in ``cols``) and, for the numba twin, where its per-lane biases start and whether it is full; int32
-    for the device, int64 on the host."""
+    ``sizes`` (n_layers + 1,); ``rows`` and ``cols``, every layer's active entries in row-major order
+    (``ops/index.py: rows``) one layer after another; ``table`` (6, n_layers): per layer the flat position of
+    its first active weight, of its bias, where its entries start in ``rows``/``cols``, how many there are,
+    and, for the numba twin, where its per-lane biases start and whether every weight is active. int32 on the
+    device, int64 on the host."""
     def build(lay):
         parts = [lay.rows(f"dense_{k}/w") for k in range(n_layers)]
-        sizes = [parts[0].n_in] + [r.n_out for r in parts]
-        row_start = np.cumsum([0] + [r.n_in + 1 for r in parts])[:-1]
-        nnz_start = np.cumsum([0] + [r.nnz for r in parts])[:-1]
-        bias_lanes = np.cumsum([0] + [r.n_out * LANES for r in parts])[:-1]
+        nnz = [r.nnz for r in parts]
         table = np.array([[r.offset for r in parts], [lay.segment(f"dense_{k}/b").start for k in range(n_layers)],
-                          row_start, nnz_start, bias_lanes, [r.nnz == r.n_in * r.n_out for r in parts]])
-        return {"sizes": np.array(sizes), "table": table,
-                "rowptr": np.concatenate([r.rowptr for r in parts]), "cols": np.concatenate([r.cols for r in parts])}
+                          np.cumsum([0] + nnz)[:-1], nnz, np.cumsum([0] + [r.n_out * LANES for r in parts])[:-1],
+                          [r.nnz == r.n_in * r.n_out for r in parts]])
+        return {"sizes": np.array([parts[0].n_in] + [r.n_out for r in parts]), "table": table,
+                "rows": np.concatenate([r.rows for r in parts]), "cols": np.concatenate([r.cols for r in parts])}
 
     host = layout.derived(("policy_index", n_layers), build)
     dtype = np.int64 if xp is np else np.int32
@@ -72,7 +71,7 @@ def rollout(env, theta, index, tanh_hidden: bool, resets, max_steps: int, return
     if backend.name == "cupy":
         _cuda_rollout(env, theta, index, tanh_hidden, resets, max_steps, returns)
     else:
-        _parallel_members(_twin(env), P, theta, index["sizes"], index["table"], index["rowptr"], index["cols"],
+        _parallel_members(_twin(env), P, theta, index["sizes"], index["table"], index["rows"], index["cols"],
                           bool(tanh_hidden), resets, max_steps, returns)
 
 
@@ -84,14 +83,14 @@ def _cuda_rollout(env, theta, index, tanh_hidden, resets, max_steps, returns) ->
         raise ConfigError(f"the CUDA rollout holds layers of up to {MAX_WIDTH} units; this policy has "
                           f"{int(sizes.max())}")
     cuda.check_device_array("theta", theta, np.float32)
-    for name in ("sizes", "table", "rowptr", "cols"):
+    for name in ("sizes", "table", "rows", "cols"):
         cuda.check_device_array(name, index[name], np.int32)
     for name, a in (("resets", resets), ("returns", returns)):
         cuda.check_device_array(name, a, np.float64)
     P, E = returns.shape
     kernel = cuda.load("rollout.cu", "--fmad=false").get_function(f"rollout_{env.__name__.rsplit('.', 1)[-1]}")
     kernel(cuda.grid(P * E), (cuda.BLOCK,),
-           (theta, np.int64(theta.shape[1]), sizes, index["table"], index["rowptr"], index["cols"],
+           (theta, np.int64(theta.shape[1]), sizes, index["table"], index["rows"], index["cols"],
             np.int32(sizes.shape[0] - 1), np.int32(bool(tanh_hidden)), resets, np.int32(E), np.int32(max_steps),
             np.int32(P), returns))
 
@@ -152,44 +151,75 @@ def _lanes(h, i):
     return (h[at], h[at + 1], h[at + 2], h[at + 3], h[at + 4], h[at + 5], h[at + 6], h[at + 7])
 
 
+@intrinsic
+def _axpy_row(typingctx, arr, start, w, src, at):
+    """``arr[start:start + LANES] += w * src[at:at + LANES]``: the sparse path's update, one vector multiply and
+    one vector add like :func:`_axpy_lanes`, with the input row loaded from memory."""
+    f32 = types.float32
+    if not (isinstance(arr, types.Array) and arr.dtype == f32 and isinstance(src, types.Array)
+            and src.dtype == f32 and w == f32):
+        return None
+
+    def codegen(context, builder, signature, args):
+        arr_v, start_v, w_v, src_v, at_v = args
+        vec = ir.VectorType(ir.FloatType(), LANES)
+        out = context.make_array(signature.args[0])(context, builder, arr_v).data
+        inp = context.make_array(signature.args[3])(context, builder, src_v).data
+        ptr = builder.bitcast(builder.gep(out, [start_v]), vec.as_pointer())
+        x = builder.load(builder.bitcast(builder.gep(inp, [at_v]), vec.as_pointer()), align=4)
+        wv = ir.Constant(vec, ir.Undefined)
+        for lane in range(LANES):
+            wv = builder.insert_element(wv, w_v, ir.Constant(ir.IntType(32), lane))
+        builder.store(builder.fadd(builder.load(ptr, align=4), builder.fmul(wv, x)), ptr, align=4)
+        return context.get_dummy_value()
+
+    return types.void(arr, start, w, src, at), codegen
+
+
 @numba.njit(error_model="numpy", cache=True)
-def _policy_lanes(theta_p, bias_lanes, sizes, table, rowptr, cols, tanh_hidden, h, acc):
+def _policy_lanes(theta_p, bias_lanes, sizes, table, rows, cols, tanh_hidden, h, acc):
     """Forward of one member's policy on ``LANES`` episodes at once. ``h`` and ``acc`` are feature-major
     ``(width · LANES,)``: feature i of lane l at ``i · LANES + l``; the outputs end in ``h[:n_out · LANES]``.
-    ``bias_lanes`` holds every layer's bias repeated per lane (from offset ``table[4, k]``). Input-row order:
-    for each input i, each active output j gets ``w · h[i]`` added in all lanes at once, so every output's sum
-    still runs in ascending i from 0, and the bias comes after it."""
+    ``bias_lanes`` holds every layer's bias repeated per lane (from offset ``table[4, k]``). Row-major order:
+    entry by entry, output j gets ``w · h[i]`` added in all lanes at once, so every output's sum still runs in
+    ascending i from 0, and the bias comes after it. Every array in a loop is a slice indexed from 0: a signed
+    offset in an index makes numba test it for negative values, which costs more than the update itself."""
     n_layers = sizes.shape[0] - 1
     zero = np.float32(0.0)
     for k in range(n_layers):
-        n_in, n = sizes[k], sizes[k + 1] * LANES
-        w_off, r0, c0, bl = table[0, k], table[2, k], table[3, k], table[4, k]
+        n_in, n_out = sizes[k], sizes[k + 1]
+        n = n_out * LANES
+        w_off, e0, nnz, bl = table[0, k], table[2, k], table[3, k], table[4, k]
+        w = theta_p[w_off:w_off + nnz]
         acc[:n] = zero
-        i = 0
         if table[5, k]:  # every weight active: four input rows per pass over the accumulator, added in order
-            n_out, wl = sizes[k + 1], theta_p[w_off:w_off + n_in * sizes[k + 1]]
+            i = 0
             while i + 4 <= n_in:
                 xs = (_lanes(h, i), _lanes(h, i + 1), _lanes(h, i + 2), _lanes(h, i + 3))
-                w0, w1, w2, w3 = wl[i * n_out:], wl[(i + 1) * n_out:], wl[(i + 2) * n_out:], wl[(i + 3) * n_out:]
+                w0, w1, w2, w3 = w[i * n_out:], w[(i + 1) * n_out:], w[(i + 2) * n_out:], w[(i + 3) * n_out:]
                 for j in range(n_out):
                     _axpy_lanes(acc, j * LANES, (w0[j], w1[j], w2[j], w3[j]), xs)
                 i += 4
-        for i in range(i, n_in):
-            xs = (_lanes(h, i),)
-            a, b = rowptr[r0 + i], rowptr[r0 + i + 1]
-            w_row, c_row = theta_p[w_off + a:w_off + b], cols[c0 + a:c0 + b]  # indexed from 0: no wraparound test
-            for q in range(b - a):
-                _axpy_lanes(acc, c_row[q] * LANES, (w_row[q],), xs)
-        # separate loops per activation, so that each one vectorizes over outputs × lanes
+            for i in range(i, n_in):
+                xs1 = (_lanes(h, i),)
+                wi = w[i * n_out:]
+                for j in range(n_out):
+                    _axpy_lanes(acc, j * LANES, (wi[j],), xs1)
+        else:
+            r, c = rows[e0:e0 + nnz], cols[e0:e0 + nnz]
+            for q in range(nnz):
+                _axpy_row(acc, c[q] * LANES, w[q], h, r[q] * LANES)
+        # separate loops per activation, each vectorized over outputs × lanes
+        bias = bias_lanes[bl:bl + n]
         if k == n_layers - 1:
             for q in range(n):
-                h[q] = acc[q] + bias_lanes[bl + q]
+                h[q] = acc[q] + bias[q]
         elif tanh_hidden:
             for q in range(n):
-                h[q] = fast_tanh(acc[q] + bias_lanes[bl + q])
+                h[q] = fast_tanh(acc[q] + bias[q])
         else:
             for q in range(n):
-                h[q] = max(acc[q] + bias_lanes[bl + q], zero)
+                h[q] = max(acc[q] + bias[q], zero)
 
 
 @functools.lru_cache(maxsize=None)
@@ -200,7 +230,7 @@ def _twin(env):
     state_dim, obs_dim = env.STATE_DIM, env.OBS_DIM
 
     @numba.njit(error_model="numpy")
-    def member(theta_p, sizes, table, rowptr, cols, tanh_hidden, resets, max_steps, returns_p):
+    def member(theta_p, sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns_p):
         """Every episode of one member, ``LANES`` at a time."""
         E = returns_p.shape[0]
         width = sizes.max()
@@ -231,7 +261,7 @@ def _twin(env):
                     observe(s[lane], obs)
                     for i in range(obs_dim):
                         h[i * LANES + lane] = obs[i]
-            _policy_lanes(theta_p, bias_lanes, sizes, table, rowptr, cols, tanh_hidden, h, acc)
+            _policy_lanes(theta_p, bias_lanes, sizes, table, rows, cols, tanh_hidden, h, acc)
             for lane in range(LANES):
                 if episode[lane] < 0:
                     continue
@@ -252,9 +282,9 @@ def _twin(env):
                         live -= 1
 
     @numba.njit(error_model="numpy", nogil=True)
-    def members(lo, hi, theta, sizes, table, rowptr, cols, tanh_hidden, resets, max_steps, returns):
+    def members(lo, hi, theta, sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns):
         for p in range(lo, hi):
-            member(theta[p], sizes, table, rowptr, cols, tanh_hidden, resets, max_steps, returns[p])
+            member(theta[p], sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns[p])
 
     return members
 
