@@ -163,7 +163,7 @@ struct MountainCarContinuous {
 template <class Env>
 __device__ void rollout(const float* theta, long long d, const int* sizes, const int* table, const int* rows,
                         const int* cols, int n_layers, int tanh_hidden, const double* resets, int E,
-                        int max_steps, int P, double* returns) {
+                        int max_steps, int P, double* returns, double* steps) {
     const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (t >= (long long)P * E) return;
     const int p = (int)(t / E), e = (int)(t % E);
@@ -172,7 +172,8 @@ __device__ void rollout(const float* theta, long long d, const int* sizes, const
     for (int i = 0; i < Env::STATE; ++i) s[i] = resets[(long long)e * Env::STATE + i];
     float h[MAX_WIDTH], acc[MAX_WIDTH];
     double total = 0.0;
-    for (int step = 0; step < max_steps; ++step) {
+    int step = 0;
+    while (step < max_steps) {
         Env::observe(s, h);
         for (int k = 0; k < n_layers; ++k) {
             const int n_out = sizes[k + 1];
@@ -191,17 +192,20 @@ __device__ void rollout(const float* theta, long long d, const int* sizes, const
             for (int j = 1; j < sizes[n_layers]; ++j) if (h[j] > h[best]) best = j;
         bool terminated = false;
         total += Env::step(s, best, h[0], &terminated);
+        ++step;
         if (terminated) break;
     }
     returns[(long long)p * E + e] = total;
+    steps[(long long)p * E + e] = step;
 }
 
 #define ROLLOUT_KERNEL(name, Env)                                                                              \
     extern "C" __global__ void name(const float* theta, long long d, const int* sizes, const int* table,      \
                                     const int* rows, const int* cols, int n_layers, int tanh_hidden,          \
-                                    const double* resets, int E, int max_steps, int P, double* returns) {     \
+                                    const double* resets, int E, int max_steps, int P, double* returns,       \
+                                    double* steps) {                                                          \
         rollout<Env>(theta, d, sizes, table, rows, cols, n_layers, tanh_hidden, resets, E, max_steps, P,     \
-                     returns);                                                                                 \
+                     returns, steps);                                                                          \
     }
 
 ROLLOUT_KERNEL(rollout_cartpole, CartPole)

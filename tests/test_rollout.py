@@ -77,3 +77,13 @@ def test_index_builders_encode_the_mask(rng):
             rebuilt[co, taps.ci[k], taps.dy[k], taps.dx[k]] = True
             assert taps.src[k] == offset + k
     np.testing.assert_array_equal(rebuilt, conv_keep)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_tasks_count_the_env_steps_they_take(backend, rng):
+    """CartPole's return is its episode length, so the steps a call took are the returns' sum."""
+    task = tasks.make("CartPole-v1", episodes=LANES + 5)
+    net = task.default_net()
+    layout, pop = _population(net, {"dense_0/w": 1.0, "dense_1/w": 0.5, "dense_2/w": 1.0}, rng, 6, scale=1.0)
+    fitness = task.evaluate(net, layout, pop, seed=1, backend=backend)
+    assert task.env_steps == round(fitness.sum() * task.episodes) > 6 * task.episodes

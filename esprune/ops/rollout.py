@@ -61,21 +61,21 @@ def policy_index(layout, n_layers: int, xp=np):
             for k, v in host.items()}
 
 
-def rollout(env, theta, index, tanh_hidden: bool, resets, max_steps: int, returns, backend) -> None:
-    """Returns ``(P, E)`` float64 of every member (rows of ``theta`` ``(P, d)`` float32) on the episodes
-    starting from ``resets`` ``(E, state_dim)`` float64; ``index`` from :func:`policy_index` on the same
-    array module. In place on ``returns``."""
+def rollout(env, theta, index, tanh_hidden: bool, resets, max_steps: int, returns, steps, backend) -> None:
+    """Returns ``(P, E)`` float64 and episode lengths ``steps`` ``(P, E)`` float64 of every member (rows of
+    ``theta`` ``(P, d)`` float32) on the episodes starting from ``resets`` ``(E, state_dim)`` float64; ``index``
+    from :func:`policy_index`, every array on the backend's array module. In place on ``returns`` and ``steps``."""
     P, E = returns.shape
     if P * E == 0 or max_steps <= 0:
         return
     if backend.name == "cupy":
-        _cuda_rollout(env, theta, index, tanh_hidden, resets, max_steps, returns)
+        _cuda_rollout(env, theta, index, tanh_hidden, resets, max_steps, returns, steps)
     else:
         _parallel_members(_twin(env), P, theta, index["sizes"], index["table"], index["rows"], index["cols"],
-                          bool(tanh_hidden), resets, max_steps, returns)
+                          bool(tanh_hidden), resets, max_steps, returns, steps)
 
 
-def _cuda_rollout(env, theta, index, tanh_hidden, resets, max_steps, returns) -> None:
+def _cuda_rollout(env, theta, index, tanh_hidden, resets, max_steps, returns, steps) -> None:
     sizes = index["sizes"]
     if int(sizes.max()) > MAX_WIDTH:
         from ..errors import ConfigError
@@ -85,14 +85,14 @@ def _cuda_rollout(env, theta, index, tanh_hidden, resets, max_steps, returns) ->
     cuda.check_device_array("theta", theta, np.float32)
     for name in ("sizes", "table", "rows", "cols"):
         cuda.check_device_array(name, index[name], np.int32)
-    for name, a in (("resets", resets), ("returns", returns)):
+    for name, a in (("resets", resets), ("returns", returns), ("steps", steps)):
         cuda.check_device_array(name, a, np.float64)
     P, E = returns.shape
     kernel = cuda.load("rollout.cu", "--fmad=false").get_function(f"rollout_{env.__name__.rsplit('.', 1)[-1]}")
     kernel(cuda.grid(P * E), (cuda.BLOCK,),
            (theta, np.int64(theta.shape[1]), sizes, index["table"], index["rows"], index["cols"],
             np.int32(sizes.shape[0] - 1), np.int32(bool(tanh_hidden)), resets, np.int32(E), np.int32(max_steps),
-            np.int32(P), returns))
+            np.int32(P), returns, steps))
 
 
 # ------------------------------------------------------------------------------------------------- numba twin
@@ -230,7 +230,7 @@ def _twin(env):
     state_dim, obs_dim = env.STATE_DIM, env.OBS_DIM
 
     @numba.njit(error_model="numpy")
-    def member(theta_p, sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns_p):
+    def member(theta_p, sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns_p, steps_p):
         """Every episode of one member, ``LANES`` at a time."""
         E = returns_p.shape[0]
         width = sizes.max()
@@ -271,7 +271,7 @@ def _twin(env):
                 total[lane] += reward
                 steps[lane] += 1
                 if terminated or steps[lane] >= max_steps:
-                    returns_p[episode[lane]] = total[lane]
+                    returns_p[episode[lane]], steps_p[episode[lane]] = total[lane], steps[lane]
                     total[lane], steps[lane] = 0.0, 0
                     if pending < E:  # the lane takes the member's next episode
                         s[lane] = resets[pending]
@@ -282,9 +282,9 @@ def _twin(env):
                         live -= 1
 
     @numba.njit(error_model="numpy", nogil=True)
-    def members(lo, hi, theta, sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns):
+    def members(lo, hi, theta, sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns, steps):
         for p in range(lo, hi):
-            member(theta[p], sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns[p])
+            member(theta[p], sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns[p], steps[p])
 
     return members
 

@@ -72,11 +72,13 @@ class ControlTask:
             return self.rollout_reference(net, layout, be.to_numpy(pop), resets)
         # the whole episode in compiled code (on the device for cupy); only the returns come back
         xp = be.xp
-        returns = xp.zeros((pop.shape[0], len(resets)))
+        out = xp.zeros((2, pop.shape[0], len(resets)))  # returns and episode lengths: one transfer back
         ops.rollout(self.env, xp.ascontiguousarray(be.asarray(pop, dtype=np.float32)),
                     ops.policy_index(layout, net.n_layers, xp), net.activation == "tanh",
-                    xp.asarray(resets, dtype=np.float64), self.max_steps, returns, be)
-        return be.to_numpy(returns)
+                    xp.asarray(resets, dtype=np.float64), self.max_steps, out[0], out[1], be)
+        out = be.to_numpy(out)
+        self.env_steps = int(out[1].sum())  # what the last call stepped: run profiles read it
+        return out[0]
 
     def rollout_reference(self, net, layout, pop, resets) -> np.ndarray:
         """The oracle: Python steps the vectorized numpy environment; the policy is the batched forward."""
@@ -84,7 +86,9 @@ class ControlTask:
         state = np.repeat(resets[None], P, axis=0).reshape(P * E, -1)
         alive = np.ones(P * E, dtype=bool)
         returns = np.zeros(P * E)
+        self.env_steps = 0
         for _ in range(self.max_steps):
+            self.env_steps += int(alive.sum())
             obs = self.env.observe_reference(state).reshape(P, E, -1)
             out = net.forward(layout, pop, obs, backend="numba").reshape(P * E, -1)
             action = out[:, 0] if self.continuous else np.argmax(out, axis=1)
