@@ -241,7 +241,10 @@ def _execute(exp, quiet):
 @click.option("--json", "as_json", is_flag=True,
               help="Print the rows as a JSON list (keys iteration, sparsity, active, final, best, test, threshold, "
                    "seconds; a missing threshold is null).")
-def show(run_file, as_json):
+@click.option("--timing", is_flag=True,
+              help="The per-iteration profile instead: seconds in ask, evaluate, tell and commit (run-file "
+                   "writes), the env steps or images processed and the GFLOP/s of the evaluations.")
+def show(run_file, as_json, timing):
     """The summary table of a run: per iteration its sparsity, active parameters and scores.
 
     final: the final mean's training fitness; best: its best test score during training; test: the final
@@ -251,6 +254,13 @@ def show(run_file, as_json):
     from esprune.store import RunFile
 
     run = RunFile.open(run_file)
+    if timing:
+        from esprune import timing as _timing
+
+        profile = run.timing()
+        click.echo(json.dumps(profile, indent=2) if as_json else
+                   _timing.render(profile) if profile else f"{run_file} has no timing records")
+        return
     rows = run.summary()
     if as_json:  # strict JSON: the first iteration's threshold (NaN, no pruning yet) becomes null
         click.echo(json.dumps([{k: (None if v != v else v) for k, v in r.items()} for r in rows], indent=2))

@@ -18,10 +18,10 @@ import time
 
 import numpy as np
 
-from . import gd, prune, strategies, tasks
+from . import gd, prune, strategies, tasks, timing
 from .params import Layout, Mask
 from .store import (RunFile, RunFileError, append_summary, from_vector, to_vector, write_group,
-                    write_strategy_state)
+                    write_strategy_state, write_timing)
 
 
 class Experiment:
@@ -97,10 +97,17 @@ class Experiment:
             train, evals, best = [], [], {"mean": None, "std": None, "score": -np.inf, "generation": -1}
         seconds, clock = float(ck["seconds"]), time.perf_counter()
         sparsity = mask.sparsity()
+        timer = timing.PhaseTimer()
         for g in range(g0, self.G):
-            fitness = np.asarray(self.task.evaluate(self.net, layout, es.ask(), seed=seed, generation=g,
-                                                    backend=cfg["backend"]), dtype=np.float64)
-            es.tell(fitness)
+            with timer.phase("ask"):
+                pop = es.ask()
+            with timer.phase("evaluate"):
+                fitness = np.asarray(self.task.evaluate(self.net, layout, pop, seed=seed, generation=g,
+                                                        backend=cfg["backend"]), dtype=np.float64)
+            timer.unit, units, flops = timing.work_of(self.task, self.net, layout, cfg["popsize"])
+            timer.add_work(units, flops)
+            with timer.phase("tell"):
+                es.tell(fitness)
             finite = fitness[np.isfinite(fitness)]
             train.append((finite.mean(), finite.max()) if finite.size else (np.nan, np.nan))
             done = g + 1
@@ -115,11 +122,12 @@ class Experiment:
                 progress(k, done, best["score"], sparsity)
             if done % cfg["checkpoint_every"] == 0 and done < self.G:
                 elapsed = seconds + time.perf_counter() - clock
-                self.run.commit(lambda f: self._write_checkpoint(f, k, done, elapsed, es, train, evals, best))
+                with timer.phase("commit"):
+                    self.run.commit(lambda f: self._write_checkpoint(f, k, done, elapsed, es, train, evals, best))
             _test_kill_hook(k, done)
         seconds += time.perf_counter() - clock
         self._finish(k, layout, mask, init, float(ticket["threshold"]), es.be.to_numpy(es.mean),
-                     es.be.to_numpy(es.std), seed, train, evals, best, seconds)
+                     es.be.to_numpy(es.std), seed, train, evals, best, seconds, timer.record())
 
     def _gd_iteration(self, k, layout, mask, init, threshold, seed, progress):
         """Train the ticket by gradient descent. No checkpoints inside: a crash repeats the iteration from
@@ -139,9 +147,10 @@ class Experiment:
         self._finish(k, layout, mask, init, threshold, res.final, None, seed, res.train, res.evals, best,
                      time.perf_counter() - clock)
 
-    def _finish(self, k, layout, mask, init, threshold, mean, std, seed, train, evals, best, seconds):
+    def _finish(self, k, layout, mask, init, threshold, mean, std, seed, train, evals, best, seconds, profile=None):
         """Store iteration k's results, the next ticket and the checkpoint in one commit. ``mean`` and ``std``
-        are host vectors over the active parameters (``std`` is None for gradient descent)."""
+        are host vectors over the active parameters (``std`` is None for gradient descent); ``profile`` is the
+        iteration's ``PhaseTimer.record()`` (this process's generations; the final commit is not in it)."""
         cfg = self.cfg
         final_mean = self._full(layout, mean)
         final_std = None if std is None else self._full(layout, std)
@@ -175,6 +184,8 @@ class Experiment:
                     g.create_dataset(name, data=value)
             g.attrs.update({**{n: v for n, v in row.items() if n not in ("iteration", "threshold")},
                             "seed": seed, "best_generation": best["generation"]})
+            if profile is not None:
+                write_timing(g, profile)
             append_summary(f, row)
             if nxt is not None:
                 self._write_ticket(f, k + 1, nxt.init, nxt.mask, nxt.threshold)

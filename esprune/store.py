@@ -11,7 +11,8 @@ Layout (plain h5py reads it; parameter vectors cover every tensor of the network
                         test, threshold, seconds
     /iterations/003     init, mask (the ticket); final_mean, final_std, best_mean, best_std; train (G, 2:
                         mean and max fitness per generation); evals (n, 2: generation, test score);
-                        attrs: sparsity, active, seed, threshold, final, best, test, seconds, best_generation
+                        attrs: sparsity, active, seed, threshold, final, best, test, seconds, best_generation,
+                        timing (JSON: ask_s, evaluate_s, tell_s, commit_s, work, work_unit, generations, gflops)
     /checkpoint         where to continue: attrs iteration, generation, seconds, finished; when inside an
                         iteration also strategy/ (the live ES state), train, evals, best_mean, best_std
 """
@@ -178,6 +179,13 @@ class RunFile:
             return {**{name: g[name][()] for name in g}, **dict(g.attrs)}
         return self._read(read)
 
+    def timing(self) -> list[dict]:
+        """The profile of every iteration that has one: ``{"iteration": k, **PhaseTimer.record()}``."""
+        def read(f):
+            return [{"iteration": int(name), **json.loads(g.attrs["timing"])}
+                    for name, g in sorted(f["iterations"].items()) if "timing" in g.attrs]
+        return self._read(read)
+
     def tickets(self) -> int:
         """How many consecutive iterations, from 0, have a ticket (init and mask) stored."""
         def count(f):
@@ -217,6 +225,11 @@ def write_strategy_state(parent, state: dict) -> None:
     arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
     scalars = {k: (v.item() if hasattr(v, "item") else v) for k, v in state.items() if k not in arrays}
     write_group(parent, "strategy", arrays, {"scalars": json.dumps(scalars)})
+
+
+def write_timing(group, record: dict) -> None:
+    """An iteration's profile (``timing.PhaseTimer.record()``) as the JSON attribute ``timing`` of its group."""
+    group.attrs["timing"] = json.dumps(record)
 
 
 def append_summary(f, row: dict) -> None:
