@@ -64,7 +64,9 @@ def test_a_generation_moves_only_the_fitness_to_the_host(workload, host_device):
 
     _, _, _, dim, P = generations(workload, host_device, watch_last=count)
     episodes = WORKLOADS[workload][1].get("episodes", 1)
-    assert moved["to_host"] == [8 * P * episodes]  # float64 returns (control) or fitness (classification)
+    # one transfer down: the float64 returns and episode lengths (control: run profiles count the env steps) or
+    # the fitness (classification)
+    assert moved["to_host"] == [8 * P * episodes * (2 if workload == "control" else 1)]
     # Up: members' noise rows and signs, the fitness weights, and the batch indices or episode start states.
     batch = WORKLOADS[workload][1].get("batch_size", 0)
     assert moved["to_device"] and max(moved["to_device"]) <= 8 * max(P, batch, 4 * episodes)

@@ -1,8 +1,8 @@
 """CartPole-v1 with Gymnasium 1.x's dynamics, reward, termination and 500-step truncation.
 
 Two implementations of one step: ``step_reference`` (numpy, vectorized over environments: the oracle) and
-``step`` (numba, one environment: what the fused rollout calls). State is float64 as in Gymnasium; the
-observation handed to the policy is the state rounded to float32, as Gymnasium returns it.
+``step`` (scalar, one environment: compiled into the fused rollout, ``ops/rollout.py``). State is float64 as in
+Gymnasium; the observation handed to the policy is the state rounded to float32, as Gymnasium returns it.
 """
 from __future__ import annotations
 
