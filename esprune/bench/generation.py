@@ -27,7 +27,7 @@ from .common import backends_to_measure, machine, macs, peaks_of, random_mask, r
 WORKLOADS = {
     "W1": ("CartPole-v1 4-64-64-2 sep_cma_es P=100 E=8", "CartPole-v1", {}, "sep_cma_es",
            {"sigma_init": 0.1, "elite_ratio": 0.5}, 100, (1.0, 0.8**10), False),
-    "W1-full": ("CartPole-v1 balancing policy, 500-step episodes", "CartPole-v1", {}, "sep_cma_es",
+    "W1-full": ("CartPole-v1 balancing, 500-step episodes", "CartPole-v1", {}, "sep_cma_es",
                 {"sigma_init": 0.002, "elite_ratio": 0.5}, 100, (1.0, 0.8**10), True),
     "W2": ("MNIST CNN 8-16-10 snes P=128 B=1024", "blobs", {"batch_size": 1024}, "snes",
            {"sigma_init": 0.025, "temperature": 12.0}, 128, (1.0, 0.8**10, 0.05), False),
