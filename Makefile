@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NVCC_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 
-.PHONY: setup test test-fast kernels demo bench clean
+.PHONY: setup test test-fast kernels demo bench gpu-check gpu-check-emulated clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,16 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/esprune bench all --out bench.json
+
+# On a lent CUDA machine: install CuPy for its CUDA version, then pytest -m gpu, the GPU benchmarks and an IMP run
+# on cupy vs numba, JSON and summary.md into $(OUT), in under 8 minutes. gpu-check-emulated runs the same script
+# here on the host emulation of CuPy (small sizes), so that the device run is not its first.
+OUT ?= gpu-check
+gpu-check: $(STAMP)
+	scripts/gpu-check.sh $(OUT)
+
+gpu-check-emulated: $(STAMP)
+	scripts/gpu-check.sh $(OUT) --emulate
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

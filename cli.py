@@ -279,7 +279,10 @@ def _execute(exp, quiet):
 @click.option("--json", "as_json", is_flag=True,
               help="Print the rows as a JSON list (keys iteration, sparsity, active, final, best, test, threshold, "
                    "seconds; a missing threshold is null).")
-def show(run_file, as_json):
+@click.option("--timing", is_flag=True,
+              help="The per-iteration profile instead: seconds in ask, evaluate, tell and commit (run-file "
+                   "writes), the env steps or images processed and the GFLOP/s of the evaluations.")
+def show(run_file, as_json, timing):
     """The summary table of a run: per iteration its sparsity, active parameters and scores.
 
     final: the final mean's training fitness; best: its best test score during training; test: the final
@@ -289,6 +292,13 @@ def show(run_file, as_json):
     from esprune.store import RunFile
 
     run = RunFile.open(run_file)
+    if timing:
+        from esprune import timing as _timing
+
+        profile = run.timing()
+        click.echo(json.dumps(profile, indent=2) if as_json else
+                   _timing.render(profile) if profile else f"{run_file} has no timing records")
+        return
     rows = run.summary()
     if as_json:  # strict JSON: the first iteration's threshold (NaN, no pruning yet) becomes null
         click.echo(json.dumps([{k: (None if v != v else v) for k, v in r.items()} for r in rows], indent=2))
@@ -597,14 +607,21 @@ def data_fetch(name, dest, url):
     click.echo(f"{name}: {len(kept)} file(s) downloaded into {Path(dest) / datasets.folder(name)}")
 
 
-def _bench_options(repeats: int, unit: str):
-    """--repeats, --json and --out, which every bench suite takes."""
+def _bench_options(repeats: int | None, unit: str = ""):
+    """--threads, --compare, --json and --out, which every bench suite takes, and --repeats where it has one."""
     def apply(fn):
         fn = click.option("--out", type=click.Path(dir_okay=False, writable=True),
                           help="Also write the JSON result here.")(fn)
         fn = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")(fn)
-        return click.option("--repeats", default=repeats, show_default=True, type=click.IntRange(1),
-                            help=f"Timed {unit}.")(fn)
+        fn = click.option("--compare", "compare_to", type=click.Path(exists=True, dir_okay=False),
+                          help="An earlier result (--out of the same suite or of bench all): print each row's "
+                               "old/new ratio and both machines.")(fn)
+        fn = click.option("--threads", type=click.IntRange(1), default=None,
+                          help="CPU threads for the kernels (and BLAS, with threadpoolctl); default every core.")(fn)
+        if repeats is not None:
+            fn = click.option("--repeats", default=repeats, show_default=True, type=click.IntRange(1),
+                              help=f"Timed {unit}.")(fn)
+        return fn
     return apply
 
 
@@ -621,59 +638,62 @@ def bench():
 @click.option("--workload", "workloads", multiple=True, type=click.Choice(["mlp-control", "mlp-wide", "cnn-mnist"]),
               help="Workloads to measure (repeatable); default: all three.")
 @_bench_options(repeats=5, unit="calls per row")
-def bench_forward(backends, densities, workloads, repeats, as_json, out):
+def bench_forward(backends, densities, workloads, repeats, threads, compare_to, as_json, out):
     """Population forward passes: the paper's control MLP (P=100, B=8), a wide MLP and the paper's MNIST CNN
     (both P=128, B=1024). Dense and sparse paths per density, GFLOP/s against the matmul peak, speed-ups."""
     _check_bench_out(out)
-    from esprune import bench as _bench
+    from esprune.bench import forward as suite
 
     kwargs = {"repeats": repeats, "backends": backends, "workloads": workloads}
     if densities:
         kwargs["densities"] = densities
-    with _bench_progress("bench forward") as progress:
-        result = _bench.forward(progress=progress, **kwargs)
-    _emit(result, as_json, out, _bench.render)
+    _run_suite("bench forward", lambda progress: suite.forward(progress=progress, **kwargs), suite.render,
+               threads, compare_to, as_json, out)
 
 
 @bench.command("tasks")
 @_bench_options(repeats=5, unit="calls per row")
-def bench_tasks(repeats, as_json, out):
+def bench_tasks(repeats, threads, compare_to, as_json, out):
     """CartPole-v1 environment steps per second: numpy reference vs the fused numba rollout."""
     _check_bench_out(out)
-    from esprune import bench as _bench
+    from esprune.bench import rollouts as suite
 
-    with _bench_progress("bench tasks") as progress:
-        result = _bench.task_rollouts(repeats=repeats, progress=progress)
-    _emit(result, as_json, out, _bench.render_tasks)
+    _run_suite("bench tasks", lambda progress: suite.task_rollouts(repeats=repeats, progress=progress), suite.render,
+               threads, compare_to, as_json, out)
 
 
 @bench.command("generation")
 @click.option("--backend", "backends", multiple=True, type=click.Choice(["numba", "cupy"]),
               help="Backends to measure (repeatable); default: numba and, when usable, cupy.")
-@click.option("--workload", "workloads", multiple=True, type=click.Choice(["W1", "W2"]),
-              help="W1: CartPole-v1, 4-64-64-2 tanh, Sep-CMA-ES, P=100, 8 episodes; W2: the MNIST CNN, SNES, "
-                   "P=128, batch 1024 (synthetic images). Default both.")
-@_bench_options(repeats=3, unit="generations per row")
-def bench_generation(backends, workloads, repeats, as_json, out):
-    """Seconds per ES generation (ask → evaluate → tell) at density 1.0 and at IMP iteration 10's (0.8**10),
-    with sparse/dense and GPU/CPU ratios and the fraction of the matmul peak (W2)."""
+@click.option("--workload", "workloads", multiple=True, type=click.Choice(["W1", "W1-full", "W2"]),
+              help="W1: CartPole-v1, 4-64-64-2 tanh, Sep-CMA-ES, P=100, 8 episodes, learning from the init; "
+                   "W1-full: the same with a balancing policy, every episode 500 steps (constant work); W2: the "
+                   "MNIST CNN, SNES, P=128, batch 1024 (synthetic images). Default all three.")
+@click.option("--density", "densities", multiple=True, type=click.FloatRange(0.0, 1.0, min_open=True),
+              help="Densities (repeatable); default 1.0 and 0.8**10 (W2 also 0.05).")
+@_bench_options(repeats=5, unit="generations per row")
+def bench_generation(backends, workloads, densities, repeats, threads, compare_to, as_json, out):
+    """Seconds per ES generation (ask → evaluate → tell), env steps/s or images/s, GFLOP/s and the fraction of
+    the matmul peak, sparse/dense and GPU/CPU ratios."""
     _check_bench_out(out)
-    from esprune import bench_generation as _bench
+    from esprune.bench import generation as suite
 
-    with _bench_progress("bench generation") as progress:
-        result = _bench.generation(backends or None, repeats=repeats, workloads=workloads or ("W1", "W2"),
-                                   progress=progress)
-    _emit(result, as_json, out, _bench.render)
+    _run_suite("bench generation",
+               lambda progress: suite.generation(backends or None, repeats=repeats, progress=progress,
+                                                 workloads=workloads or ("W1", "W1-full", "W2"),
+                                                 densities=densities or None),
+               suite.render, threads, compare_to, as_json, out)
 
 
 @bench.command("imp")
 @_bench_options(repeats=1, unit="runs")
-def bench_imp(repeats, as_json, out):
+def bench_imp(repeats, threads, compare_to, as_json, out):
     """The whole IMP loop: the demo preset cut to 3 iterations (checkpoints, test scores and pruning included)."""
     _check_bench_out(out)
-    from esprune import bench_generation as _bench
+    from esprune.bench import imp_loop as suite
 
-    _emit(_bench.imp(repeats), as_json, out, _bench.render_imp)
+    _run_suite("bench imp", lambda progress: suite.imp(repeats, progress=progress), suite.render,
+               threads, compare_to, as_json, out)
 
 
 @bench.command("mpi")
@@ -685,7 +705,7 @@ def bench_mpi(ranks, generations, out, as_json):
     """A generation of W1 (CartPole-v1, P=100) with the population split over R MPI ranks on this host
     (mpiexec -n R) against one process: seconds per generation and the bytes each rank sends and receives
     (needs the mpi extra)."""
-    from esprune import bench_mpi as _bench
+    from esprune.bench import mpi as _bench
 
     with _bench_progress("bench mpi") as progress:
         result = _bench.run(ranks or (1, 2), generations, progress=progress)
@@ -693,29 +713,50 @@ def bench_mpi(ranks, generations, out, as_json):
 
 
 @bench.command("all")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True),
-              help="Also write the four suites' JSON here, as {forward, tasks, generation, imp}.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of tables.")
-def bench_all(out, as_json):
+@_bench_options(repeats=None)
+def bench_all(threads, compare_to, as_json, out):
     """The whole suite with its default settings: forward, tasks, generation and imp, on every usable backend
-    (what `make bench` runs)."""
+    (what `make bench` runs); --out writes {forward, tasks, generation, imp}."""
     _check_bench_out(out)
-    from esprune import bench as _bench
-    from esprune import bench_generation as _gen
+    from esprune.bench import forward, generation, imp_loop, rollouts, set_threads
 
+    set_threads(threads)
     suites = {}
-    for name, run_suite, render in (("forward", _bench.forward, _bench.render),
-                                    ("tasks", _bench.task_rollouts, _bench.render_tasks),
-                                    ("generation", _gen.generation, _gen.render), ("imp", _gen.imp, _gen.render_imp)):
+    for name, run_suite, render in (("forward", forward.forward, forward.render),
+                                    ("tasks", rollouts.task_rollouts, rollouts.render),
+                                    ("generation", generation.generation, generation.render),
+                                    ("imp", imp_loop.imp, imp_loop.render)):
         with _bench_progress(f"bench {name}") as progress:
             suites[name] = run_suite(progress=progress)
         if not as_json:
             click.echo(f"\n== {name}\n{render(suites[name])}")
+    _emit_compared(suites, None, as_json, out, compare_to)
+
+
+def _run_suite(label, run_suite, render, threads, compare_to, as_json, out):
+    from esprune.bench import set_threads
+
+    set_threads(threads)
+    with _bench_progress(label) as progress:
+        result = run_suite(progress)
+    _emit_compared(result, render, as_json, out, compare_to)
+
+
+def _emit_compared(result, render, as_json, out, compare_to):
+    """Print (table or JSON) and write the result; with an old file, also the comparison (under "compare")."""
+    from esprune.bench import compare
+
     if out:
         with open(out, "w") as fh:
-            fh.write(json.dumps(suites, indent=2) + "\n")
+            fh.write(json.dumps(result, indent=2) + "\n")
+    compared = compare.compare(result, compare.load(compare_to)) if compare_to else None
     if as_json:
-        click.echo(json.dumps(suites, indent=2))
+        click.echo(json.dumps({**result, "compare": compared} if compared else result, indent=2))
+        return
+    if render:
+        click.echo(render(result))
+    if compared:
+        click.echo(f"\n== compared with {compare_to}\n{compare.render(compared)}")
 
 
 def _check_bench_out(out):
@@ -734,14 +775,6 @@ def _bench_progress(label):
             bar.length = total
             bar.update(done - bar.pos)
         yield progress
-
-
-def _emit(result, as_json, out, render):
-    text = json.dumps(result, indent=2)
-    if out:
-        with open(out, "w") as fh:
-            fh.write(text + "\n")
-    click.echo(text if as_json else render(result))
 
 
 def main():

@@ -111,11 +111,12 @@ class Sharded(Experiment):
     comm = None
     bytes_sent = bytes_received = 0
 
-    def _fitness(self, es, layout, seed, generation):
+    def _fitness(self, es, layout, seed, generation, timer):
         if self.comm is None or self.comm.size == 1:
-            return super()._fitness(es, layout, seed, generation)
-        fitness, sent, received = gather_fitness(self.comm, self.task, self.net, layout, es, seed, generation,
-                                                 self.cfg["backend"])
+            return super()._fitness(es, layout, seed, generation, timer)
+        with timer.phase("evaluate"):  # this rank's ask, its members' evaluation and the allgather
+            fitness, sent, received = gather_fitness(self.comm, self.task, self.net, layout, es, seed, generation,
+                                                     self.cfg["backend"])
         self.bytes_sent += sent
         self.bytes_received += received
         return fitness

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from . import config as _config
-from . import gd, prune, strategies, tasks
+from . import gd, prune, strategies, tasks, timing
 from .errors import BackendUnavailable, ConfigError
 from .params import Layout, Mask
 from .store import RunFile, RunFileError, real_path
@@ -124,9 +124,13 @@ class Experiment:
             train, evals, best = [], [], {"mean": None, "std": None, "score": -np.inf, "generation": -1}
         seconds, clock = float(ck["seconds"]), time.perf_counter()
         sparsity = ticket.mask.sparsity()
+        timer = timing.PhaseTimer()
         for g in range(g0, self.G):
-            fitness = self._fitness(es, layout, seed, g)
-            es.tell(fitness)
+            fitness = self._fitness(es, layout, seed, g, timer)
+            timer.unit, units, flops = timing.work_of(self.task, self.net, layout, cfg.popsize)
+            timer.add_work(units, flops)
+            with timer.phase("tell"):
+                es.tell(fitness)
             finite = fitness[np.isfinite(fitness)]
             train.append((finite.mean(), finite.max()) if finite.size else (np.nan, np.nan))
             done = g + 1
@@ -140,18 +144,23 @@ class Experiment:
             if progress:
                 progress(k, done, best["score"], sparsity)
             if done % cfg.checkpoint_every == 0 and done < self.G:
-                self.run.write_checkpoint(k, done, seconds + time.perf_counter() - clock, es.state_dict(), train,
-                                          evals, best)
+                with timer.phase("commit"):
+                    self.run.write_checkpoint(k, done, seconds + time.perf_counter() - clock, es.state_dict(),
+                                              train, evals, best)
             kill_point(k, done)
         seconds += time.perf_counter() - clock
         self._finish(k, layout, ticket, es.be.to_numpy(es.mean), es.be.to_numpy(es.std), seed, train, evals, best,
-                     seconds)
+                     seconds, timer.record())
 
-    def _fitness(self, es, layout, seed, generation) -> np.ndarray:
-        """This generation's fitness ``(P,)`` float64: ask, evaluate every member. (The one hook of
-        distributed runs: ``distributed.Sharded`` evaluates one rank's members and gathers the rest.)"""
-        return np.asarray(self.task.evaluate(self.net, layout, es.ask(), seed=seed, generation=generation,
-                                             backend=self.cfg.backend), dtype=np.float64)
+    def _fitness(self, es, layout, seed, generation, timer) -> np.ndarray:
+        """This generation's fitness ``(P,)`` float64: ask, evaluate every member, each timed by ``timer``.
+        (The one hook of distributed runs: ``distributed.Sharded`` evaluates one rank's members and gathers
+        the rest.)"""
+        with timer.phase("ask"):
+            pop = es.ask()
+        with timer.phase("evaluate"):
+            return np.asarray(self.task.evaluate(self.net, layout, pop, seed=seed, generation=generation,
+                                                 backend=self.cfg.backend), dtype=np.float64)
 
     def _gd_iteration(self, k, layout, ticket, seed, progress):
         """Train the ticket by gradient descent. No checkpoints inside: a crash repeats the iteration from
@@ -172,9 +181,10 @@ class Experiment:
         self._finish(k, layout, ticket, res.final, None, seed, res.train, res.evals, best,
                      time.perf_counter() - clock)
 
-    def _finish(self, k, layout, ticket, mean, std, seed, train, evals, best, seconds):
+    def _finish(self, k, layout, ticket, mean, std, seed, train, evals, best, seconds, profile=None):
         """Store iteration k's results, the next ticket and the checkpoint in one commit. ``mean`` and ``std``
-        are host vectors over the active parameters (``std`` is None for gradient descent)."""
+        are host vectors over the active parameters (``std`` is None for gradient descent); ``profile`` is the
+        iteration's ``PhaseTimer.record()`` (this process's generations; the final commit is not in it)."""
         cfg, mask = self.cfg, ticket.mask
         final_mean = self._full(layout, mean)
         final_std = None if std is None else self._full(layout, std)
@@ -198,7 +208,7 @@ class Experiment:
                    "evals": np.asarray(evals, dtype=np.float64).reshape(-1, 2)}
         attrs = {**{n: v for n, v in row.items() if n not in ("iteration", "threshold")}, "seed": seed,
                  "best_generation": best["generation"]}
-        self.run.finish_iteration(k, results, attrs, row, nxt)
+        self.run.finish_iteration(k, results, attrs, row, nxt, timing=profile)
 
     # ------------------------------------------------------------------------------------------ helpers
     def _source_ticket(self, k) -> prune.Ticket:

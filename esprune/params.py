@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
 from .backend import array_module
 from .errors import ConfigError
+from .ops import index
+from .ops.index import ColumnIndex, RowIndex, Taps
 
 
 @dataclass(frozen=True)
@@ -155,31 +156,6 @@ class Mask(Mapping):
         return f"Mask(kept={self.kept}/{self.prunable}, sparsity={self.sparsity():.4f})"
 
 
-@dataclass(frozen=True)
-class ColumnIndex:
-    """The active entries of an ``(n_in, n_out)`` weight grouped by output column, for gather-style kernels.
-
-    Column ``j`` uses inputs ``rows[colptr[j]:colptr[j+1]]`` (ascending) whose values sit at flat positions
-    ``offset + src[...]``; ``full`` means every entry is active (dense kernels may then read the tensor in place).
-    """
-
-    n_in: int
-    n_out: int
-    offset: int
-    colptr: np.ndarray
-    rows: np.ndarray
-    src: np.ndarray
-    full: bool
-
-    @property
-    def nnz(self) -> int:
-        return int(self.rows.size)
-
-    @property
-    def density(self) -> float:
-        return self.nnz / (self.n_in * self.n_out) if self.n_in * self.n_out else 0.0
-
-
 class Layout:
     """The mapping between named tensors and the flat vector of active parameters under one mask."""
 
@@ -240,23 +216,18 @@ class Layout:
 
     def columns(self, name: str) -> ColumnIndex:
         """The active entries of a 2-D weight ``(n_in, n_out)`` grouped by output column (cached)."""
-        return self._columns[name]
+        return self.derived(("columns", name), lambda lay: index.columns(*lay._index_args(name)))
 
-    @cached_property
-    def _columns(self) -> dict:
-        out = {}
-        for t in self.spec:
-            if t.prunable and len(t.shape) == 2:
-                n_in, n_out = t.shape
-                pos = self._positions[t.name]
-                rows, cols = pos // n_out, pos % n_out
-                order = np.lexsort((rows, cols))  # by column, then ascending input within a column
-                colptr = np.zeros(n_out + 1, dtype=np.int32)
-                np.cumsum(np.bincount(cols, minlength=n_out), out=colptr[1:])
-                out[t.name] = ColumnIndex(n_in, n_out, self._slices[t.name].start, colptr,
-                                          rows[order].astype(np.int32), order.astype(np.int32),
-                                          self.is_full(t.name))
-        return out
+    def rows(self, name: str) -> RowIndex:
+        """The active entries of a 2-D weight ``(n_in, n_out)`` grouped by input row (cached)."""
+        return self.derived(("rows", name), lambda lay: index.rows(*lay._index_args(name)))
+
+    def taps(self, name: str) -> Taps:
+        """The active taps of a conv weight ``(C_out, C_in, K, K)`` by output channel (cached)."""
+        return self.derived(("taps", name), lambda lay: index.taps(*lay._index_args(name)))
+
+    def _index_args(self, name):
+        return self._positions[name], self.spec[name].shape, self._slices[name].start
 
     def derived(self, key, make):
         """``make(self)`` computed once per layout and cached under ``key`` (e.g. a conv weight's tap list)."""

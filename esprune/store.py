@@ -22,7 +22,8 @@ Layout (plain h5py reads it; parameter vectors cover every tensor of the network
                         test, threshold, seconds
     /iterations/003     init, mask (the ticket); final_mean, final_std, best_mean, best_std; train (G, 2:
                         mean and max fitness per generation); evals (n, 2: generation, test score);
-                        attrs: sparsity, active, seed, threshold, final, best, test, seconds, best_generation
+                        attrs: sparsity, active, seed, threshold, final, best, test, seconds, best_generation,
+                        timing (JSON: ask_s, evaluate_s, tell_s, commit_s, work, work_unit, generations, gflops)
     /checkpoint         where to continue: attrs iteration, generation, seconds, finished
     RUN.h5.checkpoint   (side file) attrs run_id, iteration, generation, seconds, best_score,
                         best_generation; strategy/ (the live ES state), train, evals, best_mean, best_std
@@ -211,9 +212,11 @@ class RunFile:
 
         self._commit_side(write)
 
-    def finish_iteration(self, k: int, results: dict, attrs: dict, row: dict, next_ticket=None) -> None:
-        """Iteration ``k``'s results (vectors over all parameters; None values left out), its summary row, and
-        the next ticket (None: the run is finished), in one commit."""
+    def finish_iteration(self, k: int, results: dict, attrs: dict, row: dict, next_ticket=None,
+                         timing: dict | None = None) -> None:
+        """Iteration ``k``'s results (vectors over all parameters; None values left out), its summary row, its
+        profile (``timing.PhaseTimer.record()``, kept as the JSON attribute ``timing``) and the next ticket
+        (None: the run is finished), in one commit."""
         spec = self.spec
 
         def write(f):
@@ -224,6 +227,8 @@ class RunFile:
                 if value is not None:
                     g.create_dataset(key, data=value)
             g.attrs.update(attrs)
+            if timing is not None:
+                g.attrs["timing"] = json.dumps(timing)
             table = f["summary"]
             table.resize((table.shape[0] + 1,))
             table[-1] = tuple(row[key] for key, _ in SUMMARY_FIELDS)
@@ -282,6 +287,13 @@ class RunFile:
             raise RunFileError(f"{self.name} has no ticket for iteration {k}")
         return Ticket(spec.from_vector(it["init"]), Mask.from_vector(spec, it["mask"]),
                       float(it.get("threshold", np.nan)))
+
+    def timing(self) -> list[dict]:
+        """The profile of every iteration that has one: ``{"iteration": k, **PhaseTimer.record()}``."""
+        def read(f):
+            return [{"iteration": int(name), **json.loads(g.attrs["timing"])}
+                    for name, g in sorted(f["iterations"].items()) if "timing" in g.attrs]
+        return self._read(read)
 
     def tickets(self) -> int:
         """How many consecutive iterations, from 0, have a ticket (init and mask) stored."""

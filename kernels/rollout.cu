@@ -1,6 +1,6 @@
 // Fused rollouts of the five classic-control environments: one thread per (member, episode) runs whole
 // episodes (policy MLP forward + environment step + termination) with no host round trip.
-// Numba twin: esprune/tasks/rollout.py (make_fused_rollout) with the env modules' step/observe. The arithmetic
+// Numba twin: esprune/ops/rollout.py with the env modules' step/observe (esprune/tasks/<env>.py). The arithmetic
 // is written operation for operation like the twin: float64 states, float32 policy (sums in ascending input
 // order, bias after the sum, the same rational tanh), float32 where Gymnasium rounds (Pendulum's torque,
 // MountainCarContinuous's state). esprune loads this file with --fmad=false so that no multiply-add is fused,
@@ -155,52 +155,57 @@ struct MountainCarContinuous {
 };
 
 // ------------------------------------------------------------------------------------------------ the rollout
-// packed[p]: member p's dense weights, layer by layer w (n_in × n_out, row-major) then b; sizes[0..n_layers].
+// theta[p]: member p's parameter row (active weights of each layer in C order, then its bias). The policy walks
+// each layer's active entries in row-major order (esprune/ops/index.py: rows): entry q adds input rows[e0 + q]
+// times theta[p][w_off + q] to output cols[e0 + q]. table (6 × n_layers, row-major) holds per layer w_off,
+// b_off, e0, nnz (and two rows only the numba twin reads). Only active weights are visited, and each output
+// sums its inputs in ascending order, as in the twin.
 template <class Env>
-__device__ void rollout(const float* packed, long long row, const int* sizes, int n_layers, int tanh_hidden,
-                        const double* resets, int E, int max_steps, int P, double* returns) {
+__device__ void rollout(const float* theta, long long d, const int* sizes, const int* table, const int* rows,
+                        const int* cols, int n_layers, int tanh_hidden, const double* resets, int E,
+                        int max_steps, int P, double* returns, double* steps) {
     const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (t >= (long long)P * E) return;
     const int p = (int)(t / E), e = (int)(t % E);
-    const float* w = packed + (long long)p * row;
+    const float* w = theta + (long long)p * d;
     double s[Env::STATE];
     for (int i = 0; i < Env::STATE; ++i) s[i] = resets[(long long)e * Env::STATE + i];
-    float h[MAX_WIDTH], tmp[MAX_WIDTH];
+    float h[MAX_WIDTH], acc[MAX_WIDTH];
     double total = 0.0;
-    for (int step = 0; step < max_steps; ++step) {
+    int step = 0;
+    while (step < max_steps) {
         Env::observe(s, h);
-        int off = 0;
         for (int k = 0; k < n_layers; ++k) {
-            const int n_in = sizes[k], n_out = sizes[k + 1];
-            for (int j = 0; j < n_out; ++j) tmp[j] = 0.0f;
-            for (int i = 0; i < n_in; ++i) {
-                const float hi = h[i];
-                const float* wr = w + off + i * n_out;
-                for (int j = 0; j < n_out; ++j) tmp[j] += wr[j] * hi;
-            }
-            const int bias = off + n_in * n_out;
+            const int n_out = sizes[k + 1];
+            const int w_off = table[k], b_off = table[n_layers + k];
+            const int e0 = table[2 * n_layers + k], nnz = table[3 * n_layers + k];
+            for (int j = 0; j < n_out; ++j) acc[j] = 0.0f;
+            for (int q = 0; q < nnz; ++q) acc[cols[e0 + q]] += w[w_off + q] * h[rows[e0 + q]];
             for (int j = 0; j < n_out; ++j) {
-                float v = tmp[j] + w[bias + j];
+                float v = acc[j] + w[b_off + j];
                 if (k < n_layers - 1) v = tanh_hidden ? fast_tanh(v) : fmaxf(v, 0.0f);
                 h[j] = v;
             }
-            off += n_in * n_out + n_out;
         }
         int best = 0;
         if (!Env::CONTINUOUS)
             for (int j = 1; j < sizes[n_layers]; ++j) if (h[j] > h[best]) best = j;
         bool terminated = false;
         total += Env::step(s, best, h[0], &terminated);
+        ++step;
         if (terminated) break;
     }
     returns[(long long)p * E + e] = total;
+    steps[(long long)p * E + e] = step;
 }
 
 #define ROLLOUT_KERNEL(name, Env)                                                                              \
-    extern "C" __global__ void name(const float* packed, long long row, const int* sizes, int n_layers,       \
-                                    int tanh_hidden, const double* resets, int E, int max_steps, int P,       \
-                                    double* returns) {                                                        \
-        rollout<Env>(packed, row, sizes, n_layers, tanh_hidden, resets, E, max_steps, P, returns);           \
+    extern "C" __global__ void name(const float* theta, long long d, const int* sizes, const int* table,      \
+                                    const int* rows, const int* cols, int n_layers, int tanh_hidden,          \
+                                    const double* resets, int E, int max_steps, int P, double* returns,       \
+                                    double* steps) {                                                          \
+        rollout<Env>(theta, d, sizes, table, rows, cols, n_layers, tanh_hidden, resets, E, max_steps, P,     \
+                     returns, steps);                                                                          \
     }
 
 ROLLOUT_KERNEL(rollout_cartpole, CartPole)

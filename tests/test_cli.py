@@ -72,18 +72,58 @@ def test_tasks_and_bench_tasks(tmp_path):
 
 def test_bench_generation_and_imp_json(tmp_path):
     out = tmp_path / "g.json"
-    assert run("bench", "generation", "--workload", "W1", "--repeats", "1", "--out", str(out)).exit_code == 0
-    rows = json.loads(out.read_text())["rows"]
+    assert run("bench", "generation", "--workload", "W1", "--repeats", "1", "--threads", "1",
+               "--out", str(out)).exit_code == 0
+    result = json.loads(out.read_text())
+    rows = result["rows"]
     assert [r["density"] for r in rows] == [1.0, 0.8**10] and all(r["env_steps"] > 0 for r in rows)
     assert "speedup_vs_dense" in rows[1] and rows[0]["dim"] > rows[1]["dim"]
+    assert result["machine"]["threads"] == 1 and all(r["steps_per_s"] > 0 and r["gflops"] > 0 for r in rows)
     out = tmp_path / "i.json"
     assert run("bench", "imp", "--out", str(out)).exit_code == 0
     row = json.loads(out.read_text())["rows"][0]
     assert len(row["iteration_seconds"]) == 3 and row["seconds_per_generation"] > 0
 
 
+def test_bench_full_length_row_runs_every_episode_to_the_end(tmp_path):
+    out = tmp_path / "f.json"
+    assert run("bench", "generation", "--workload", "W1-full", "--density", "1.0", "--repeats", "1",
+               "--out", str(out)).exit_code == 0
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["env_steps_min"] == row["env_steps_max"] == 100 * 8 * 500
+
+
+def test_bench_compare_prints_ratios_and_both_machines(tmp_path):
+    from esprune.bench import compare
+
+    old = {"machine": {"threads": 2, "numba": "0.1"}, "peak": {}, "rows": [
+        {"suite": "tasks", "workload": "w", "backend": "numba", "path": "fused", "median_s": 2.0},
+        {"suite": "tasks", "workload": "gone", "backend": "numba", "path": "fused", "median_s": 1.0}]}
+    new = {"machine": {"threads": 1, "numba": "0.2"}, "peak": {}, "rows": [
+        {"suite": "tasks", "workload": "w", "backend": "numba", "path": "fused", "median_s": 0.5}]}
+    result = compare.compare(new, old)
+    assert [r["ratio"] for r in result["rows"]] == [4.0]
+    assert result["machines"]["old"]["threads"] == 2 and result["machines"]["new"]["numba"] == "0.2"
+    text = compare.render(result)
+    assert "4.00" in text and "threads 1" in text and "threads 2" in text
+    old_file = tmp_path / "old.json"
+    old["rows"][0]["workload"] = "CartPole-v1 4-64-64-2 P=100 E=8"  # the tasks suite's fused row
+    old_file.write_text(json.dumps({"tasks": old}))  # a bench all file
+    result = run("bench", "tasks", "--repeats", "1", "--compare", str(old_file), "--json")
+    rows = json.loads(result.stdout)["compare"]["rows"]
+    assert result.exit_code == 0 and [(r["path"], r["old_s"]) for r in rows] == [("fused", 2.0)]
+
+
+def test_bench_threads_and_compare_file_mistakes_are_one_line_errors(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    for args in (["--threads", "999"], ["--compare", str(bad)]):
+        result = CliRunner().invoke(cli, ["bench", "tasks", "--repeats", "1", *args])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+
+
 def test_paper_size_estimate_is_the_sum_over_iterations():
-    from esprune.bench_generation import _paper_estimate
+    from esprune.bench.generation import _paper_estimate
 
     rows = [{"backend": "numba", "workload": "W2 cnn", "density": d, "median_s": 1.0 + 5.0 * d} for d in (1.0, 0.8**10)]
     expected = sum(4000 * (1.0 + 5.0 * 0.8**k) for k in range(21)) / 3600

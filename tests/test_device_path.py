@@ -64,7 +64,9 @@ def test_a_generation_moves_only_the_fitness_to_the_host(workload, host_device):
 
     _, _, _, dim, P = generations(workload, host_device, watch_last=count)
     episodes = WORKLOADS[workload][1].get("episodes", 1)
-    assert moved["to_host"] == [8 * P * episodes]  # float64 returns (control) or fitness (classification)
+    # one transfer down: the float64 returns and episode lengths (control: run profiles count the env steps) or
+    # the fitness (classification)
+    assert moved["to_host"] == [8 * P * episodes * (2 if workload == "control" else 1)]
     # Up: members' noise rows and signs, the fitness weights, and the batch indices or episode start states.
     batch = WORKLOADS[workload][1].get("batch_size", 0)
     assert moved["to_device"] and max(moved["to_device"]) <= 8 * max(P, batch, 4 * episodes)
@@ -139,17 +141,17 @@ def test_what_the_host_cannot_emulate_or_nvrtc_cannot_compile_is_refused(host_de
 def test_the_bench_suites_run_their_gpu_branches(host_device, monkeypatch):
     """The GPU rows of ``esprune bench`` (synchronised timing, memory bandwidth, GPU/CPU ratios) on small sizes;
     the figures themselves mean nothing under emulation."""
-    from esprune import bench, bench_generation
+    from esprune.bench import common, forward, generation
 
-    real_peak, real_bandwidth = bench.matmul_peak, bench.memory_bandwidth
-    monkeypatch.setattr(bench, "matmul_peak", lambda be: real_peak(be, n=64, repeats=1))
-    monkeypatch.setattr(bench, "memory_bandwidth", lambda be: real_bandwidth(be, mib=1, repeats=1))
-    result = bench.forward(backends=["numba", "cupy"], densities=(1.0, 0.2), repeats=1, workloads=["mlp-control"])
+    real_peak, real_bandwidth = common.matmul_peak, common.memory_bandwidth
+    monkeypatch.setattr(common, "matmul_peak", lambda be: real_peak(be, n=64, repeats=1))
+    monkeypatch.setattr(common, "memory_bandwidth", lambda be: real_bandwidth(be, mib=1, repeats=1))
+    result = forward.forward(backends=["numba", "cupy"], densities=(1.0, 0.2), repeats=1, workloads=["mlp-control"])
     assert {r["backend"] for r in result["rows"]} == {"numba", "cupy"}
-    assert result["peak"]["cupy"]["bandwidth_gbs"] > 0 and "memory bandwidth" in bench.render(result)
-    monkeypatch.setitem(bench_generation.WORKLOADS, "W1", ("small W1", "CartPole-v1", {"episodes": 2}, "sep_cma_es",
-                                                            {"sigma_init": 0.1}, 8))
-    result = bench_generation.generation(backends=["numba", "cupy"], repeats=1, workloads=("W1",))
+    assert result["peak"]["cupy"]["bandwidth_gbs"] > 0 and "memory bandwidth" in forward.render(result)
+    monkeypatch.setitem(generation.WORKLOADS, "W1", ("small W1", "CartPole-v1", {"episodes": 2}, "sep_cma_es",
+                                                     {"sigma_init": 0.1}, 8, (1.0, 0.8**10), False))
+    result = generation.generation(backends=["numba", "cupy"], repeats=1, workloads=("W1",))
     gpu = [r for r in result["rows"] if r["backend"] == "cupy"]
     assert len(gpu) == 2 and all("speedup_vs_numba" in r for r in gpu)
-    assert "cupy" in bench_generation.render(result)
+    assert "cupy" in generation.render(result)

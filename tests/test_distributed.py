@@ -125,7 +125,7 @@ def test_sweep_over_ranks_runs_every_point_once(tmp_path):
 
 
 def test_bench_measure_in_one_process_counts_no_bytes():
-    from esprune import bench_mpi
+    from esprune.bench import mpi as bench_mpi
 
     out = bench_mpi.measure(generations=2, popsize=4, episodes=1)
     assert (out["ranks"], out["mpi"], out["bytes_sent_per_rank"], out["bytes_received_per_rank"]) == (1, False, 0, 0)

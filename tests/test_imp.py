@@ -176,3 +176,28 @@ def test_a_second_writer_is_refused_while_a_run_is_live(tmp_path):
         Experiment.start(config.resolve(SMALL), path, overwrite=True)
     first.run.unlock()
     Experiment.start(config.resolve(SMALL), path, overwrite=True)  # free again once the first lets go
+
+
+def test_each_iteration_records_its_profile(tmp_path):
+    """ask/evaluate/tell/commit seconds, the env steps taken (CartPole: the returns' sum) and GFLOP/s per
+    iteration, in the run file and through ``show --timing``."""
+    from click.testing import CliRunner
+
+    from cli import cli
+    from esprune import config, presets
+    from esprune.imp import Experiment
+    from esprune.store import RunFile
+
+    cfg = config.resolve(presets.get("demo"), {"iterations": 1, "generations": 3, "popsize": 6,
+                                               "checkpoint_every": 2})
+    exp = Experiment.start(cfg, tmp_path / "r.h5")
+    exp.execute()
+    profile = RunFile.open(tmp_path / "r.h5").timing()
+    assert [p["iteration"] for p in profile] == [0, 1]
+    for p, k in zip(profile, range(2)):
+        train = RunFile.open(tmp_path / "r.h5").iteration(k)["train"]
+        assert p["generations"] == 3 and p["work_unit"] == "env steps"
+        assert p["work"] == round(train[:, 0].sum() * 6 * exp.task.episodes)  # mean return × members × episodes
+        assert all(p[f"{phase}_s"] > 0 for phase in ("ask", "evaluate", "tell", "commit")) and p["gflops"] > 0
+    result = CliRunner().invoke(cli, ["show", str(tmp_path / "r.h5"), "--timing"])
+    assert result.exit_code == 0 and "env steps" in result.output and "commit s" in result.output

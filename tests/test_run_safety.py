@@ -126,7 +126,8 @@ STRATEGY_BAD = {"elite_ratio": [1.5, -0.5, 0.0], "sigma_init": [float("nan"), fl
                 "sigma_decay": [2.0], "sigma_limit": [-1.0], "sigma_max_change": [1.0, -0.1], "sigma_lrate": [-1.0],
                 "temperature": [float("nan")], "lrate_mean": [0.0], "lrate_sigma": [-0.1], "w_decay": [-1.0],
                 "mean_decay": [1.0, -0.1], "centered_rank": [1, "yes"], "opt": ["rmsprop"], "momentum": [1.0],
-                "eps": [0.0], "z_score": [0], "norm_range": ["no"], "sigma_rule": ["evosax"]}
+                "eps": [0.0], "z_score": [0], "norm_range": ["no"], "sigma_rule": ["evosax"], "ties": ["first"],
+                "learning_rates": ["ros-hansen"]}
 
 
 @pytest.mark.parametrize("strategy", sorted(strategies.REGISTRY))
@@ -248,13 +249,14 @@ def test_disk_full_during_a_commit_is_one_line_and_the_run_resumes_to_the_same_n
 
 
 def test_output_paths_of_report_and_bench_are_checked_before_the_work(finished, tmp_path, monkeypatch):
-    from esprune import bench, report
+    from esprune import report_grid
+    from esprune.bench import rollouts
 
     path, _ = finished
-    monkeypatch.setattr(report, "figure", lambda *a, **k: pytest.fail("report drew before checking -o"))
+    monkeypatch.setattr(report_grid, "report", lambda *a, **k: pytest.fail("report drew before checking -o"))
     one_line_error(invoke("report", path, "-o", tmp_path / "f.xyz"), "format")
     one_line_error(invoke("report", path, "-o", tmp_path / "nodir" / "f.png"), "does not exist")
-    monkeypatch.setattr(bench, "task_rollouts", lambda *a, **k: pytest.fail("bench ran before checking --out"))
+    monkeypatch.setattr(rollouts, "task_rollouts", lambda *a, **k: pytest.fail("bench ran before checking --out"))
     one_line_error(invoke("bench", "tasks", "--out", tmp_path / "nodir" / "b.json"), "does not exist")
 
 

@@ -62,7 +62,7 @@ class CNN:
         h = x if x.ndim == 5 else x[None]
         for k in range(len(self.channels)):
             name = f"conv_{k}/w"
-            host = layout.derived(("taps", name), lambda lay: ops.Taps.of(lay, name)).arrays()
+            host = layout.taps(name).arrays()
             taps = [layout.to_device(xp, a, ("taps", name, i)) for i, a in enumerate(host)]
             h = ops.conv_block(xp.ascontiguousarray(h), pop, taps, layout.segment(f"conv_{k}/b").start,
                                self.kernel // 2, self.pool, be)

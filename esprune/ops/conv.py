@@ -10,8 +10,6 @@ list. Inputs ``x`` are ``(Px, B, C_in, H, W)`` (Px = 1 when all members share th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numba
 import numpy as np
 
@@ -21,33 +19,8 @@ from . import cuda
 _VEC = 16  # float32 lanes of one AVX-512 register: the numba accumulate loops run in whole multiples of it
 
 
-@dataclass(frozen=True)
-class Taps:
-    """The active taps of one conv weight, grouped by output channel (host arrays, int32)."""
-    ptr: np.ndarray  # (C_out + 1,)
-    ci: np.ndarray
-    dy: np.ndarray
-    dx: np.ndarray
-    src: np.ndarray  # column of the weight in the member's parameter row
-
-    @classmethod
-    def of(cls, layout, name: str) -> Taps:
-        c_out, c_in, kh, kw = layout.spec[name].shape
-        pos = layout.positions(name)
-        co, rest = np.divmod(pos, c_in * kh * kw)
-        ci, rest = np.divmod(rest, kh * kw)
-        dy, dx = np.divmod(rest, kw)
-        ptr = np.zeros(c_out + 1, dtype=np.int32)
-        np.cumsum(np.bincount(co, minlength=c_out), out=ptr[1:])
-        src = layout.segment(name).start + np.arange(pos.size)
-        return cls(ptr, *(a.astype(np.int32) for a in (ci, dy, dx, src)))
-
-    def arrays(self):
-        return self.ptr, self.ci, self.dy, self.dx, self.src
-
-
 def conv_block(x, theta, taps, b_off: int, pad: int, pool: int, backend):
-    """One fused block for every member: ``taps`` as device arrays in ``Taps.arrays()`` order."""
+    """One fused block for every member: ``taps`` as device arrays in ``index.Taps.arrays()`` order."""
     xp = backend.xp
     Px, B, C_in, H, W = x.shape
     P, C_out = theta.shape[0], taps[0].shape[0] - 1

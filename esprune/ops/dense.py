@@ -1,4 +1,4 @@
-"""Masked dense layers for a whole population: the numba twins and the launchers of ``kernels/mlp.cu``.
+"""Masked dense layers for a whole population: the numba twins and the launchers of ``kernels/dense.cu``.
 
 Activations are feature-major, ``x`` of shape ``(Px, n_in, B)`` with ``Px`` = P, or 1 when all members share
 the input, and ``y`` of shape ``(P, n_out, B)``: the batch axis is contiguous, so the CPU loops vectorize over
@@ -140,6 +140,6 @@ def _launch(kernel, out, x, args, act):
         return
     block = min(cuda.BLOCK, 32 * ((B + 31) // 32))  # tiny batches (control) should not idle 3/4 of a block
     x_stride = 0 if x.shape[0] == 1 else x.shape[1] * B
-    cuda.load("mlp.cu").get_function(kernel)(
+    cuda.load("dense.cu").get_function(kernel)(
         ((B + block - 1) // block, n_out, P), (block,),
         (x, np.int64(x_stride), np.int32(x.shape[1])) + args + (np.int32(B), np.int32(n_out), np.int32(act), out))

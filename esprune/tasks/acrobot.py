@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from ..ops.rollout import env_function
 
 OBS_DIM, STATE_DIM, N_ACTIONS, MAX_STEPS, CONTINUOUS = 6, 4, 3, 500, False
 RESET_LOW, RESET_HIGH, RESET_FLOAT32 = np.full(4, -0.1), np.full(4, 0.1), True
@@ -19,7 +20,7 @@ MAX_VEL_1, MAX_VEL_2 = 4 * math.pi, 9 * math.pi
 TORQUES = (-1.0, 0.0, 1.0)
 
 
-@numba.njit(inline="always")
+@env_function
 def _derivs(t1, t2, d1_, d2_, a):
     """Gymnasium's ``_dsdt`` (book variant), term for term so the rounding is the same."""
     d1 = M1 * LC1**2 + M2 * (L1**2 + LC2**2 + 2 * L1 * LC2 * math.cos(t2)) + I1 + I2
@@ -32,7 +33,7 @@ def _derivs(t1, t2, d1_, d2_, a):
     return d1_, d2_, dd1, dd2
 
 
-@numba.njit(inline="always")
+@env_function
 def _wrap(x, m, M):
     diff = M - m
     while x > M:
@@ -42,7 +43,7 @@ def _wrap(x, m, M):
     return x
 
 
-@numba.njit
+@env_function
 def step(s, action):
     """One environment, in place on ``s`` (4,) float64; returns (reward, terminated)."""
     a = TORQUES[0] if action == 0 else (TORQUES[1] if action == 1 else TORQUES[2])
@@ -61,7 +62,7 @@ def step(s, action):
     return (0.0 if terminated else -1.0), terminated
 
 
-@numba.njit(inline="always")
+@env_function
 def observe(s, out):
     out[0], out[1] = np.float32(math.cos(s[0])), np.float32(math.sin(s[0]))
     out[2], out[3] = np.float32(math.cos(s[1])), np.float32(math.sin(s[1]))

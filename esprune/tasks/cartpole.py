@@ -1,15 +1,16 @@
 """CartPole-v1 with Gymnasium 1.x's dynamics, reward, termination and 500-step truncation.
 
 Two implementations of one step: ``step_reference`` (numpy, vectorized over environments: the oracle) and
-``step`` (numba, one environment: what the fused rollout calls). State is float64 as in Gymnasium; the
-observation handed to the policy is the state rounded to float32, as Gymnasium returns it.
+``step`` (scalar, one environment: compiled into the fused rollout, ``ops/rollout.py``). State is float64 as in
+Gymnasium; the observation handed to the policy is the state rounded to float32, as Gymnasium returns it.
 """
 from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from ..ops.rollout import env_function
 
 OBS_DIM, STATE_DIM, N_ACTIONS, MAX_STEPS, CONTINUOUS = 4, 4, 2, 500, False
 RESET_LOW, RESET_HIGH, RESET_FLOAT32 = np.full(4, -0.05), np.full(4, 0.05), False
@@ -37,7 +38,7 @@ def step_reference(state: np.ndarray, action: np.ndarray):
     return nxt, np.ones(len(state)), terminated
 
 
-@numba.njit(inline="always")
+@env_function
 def step(s, action):
     """One environment, in place on ``s`` (4,) float64; returns (reward, terminated)."""
     x, x_dot, theta, theta_dot = s[0], s[1], s[2], s[3]
@@ -55,7 +56,7 @@ def step(s, action):
     return 1.0, terminated
 
 
-@numba.njit(inline="always")
+@env_function
 def observe(s, out):
     for i in range(4):
         out[i] = np.float32(s[i])

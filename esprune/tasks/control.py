@@ -14,8 +14,8 @@ from .. import backend as _backend
 from .. import noise
 from ..errors import ConfigError
 from ..nets import MLP
+from ..ops import rollout as ops
 from . import acrobot, cartpole, mountain_car, mountain_car_continuous, pendulum
-from .rollout import cuda_rollout, make_fused_rollout, pack_policy
 
 
 class ControlTask:
@@ -31,7 +31,6 @@ class ControlTask:
         self.obs_dim, self.act_dim, self.max_steps = env.OBS_DIM, env.N_ACTIONS, env.MAX_STEPS
         self.obs_shape, self.continuous = (env.OBS_DIM,), env.CONTINUOUS
         self.hidden, self.episodes = tuple(hidden), int(episodes)
-        self._fused = make_fused_rollout(env)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.name!r}, episodes={self.episodes})"
@@ -69,20 +68,17 @@ class ControlTask:
         be = _backend.get(backend)
         if net.activation not in ("tanh", "relu") or net.sizes[0] != self.obs_dim or net.sizes[-1] != self.act_dim:
             raise ConfigError(f"{self.name} needs a policy {self.obs_dim} → … → {self.act_dim}, got {net!r}")
-        if be.name == "cupy":  # the whole episode on the device; only the returns come back
-            xp = be.xp
-            returns = xp.zeros((pop.shape[0], len(resets)))
-            cuda_rollout(self.env, pack_policy(layout, be.asarray(pop), net.n_layers),
-                         layout.to_device(xp, np.asarray(net.sizes, dtype=np.int32), ("policy sizes",)),
-                         net.activation == "tanh", xp.asarray(resets, dtype=np.float64), self.max_steps, returns)
-            return be.to_numpy(returns)
-        pop = be.to_numpy(pop)
         if be.name == "numpy":
-            return self.rollout_reference(net, layout, pop, resets)
-        returns = np.zeros((pop.shape[0], len(resets)))
-        self._fused(pack_policy(layout, pop, net.n_layers), np.asarray(net.sizes, dtype=np.int64),
-                    net.activation == "tanh", resets, self.max_steps, returns)
-        return returns
+            return self.rollout_reference(net, layout, be.to_numpy(pop), resets)
+        # the whole episode in compiled code (on the device for cupy); only the returns come back
+        xp = be.xp
+        out = xp.zeros((2, pop.shape[0], len(resets)))  # returns and episode lengths: one transfer back
+        ops.rollout(self.env, xp.ascontiguousarray(be.asarray(pop, dtype=np.float32)),
+                    ops.policy_index(layout, net.n_layers, xp), net.activation == "tanh",
+                    xp.asarray(resets, dtype=np.float64), self.max_steps, out[0], out[1], be)
+        out = be.to_numpy(out)
+        self.env_steps = int(out[1].sum())  # what the last call stepped: run profiles read it
+        return out[0]
 
     def rollout_reference(self, net, layout, pop, resets) -> np.ndarray:
         """The oracle: Python steps the vectorized numpy environment; the policy is the batched forward."""
@@ -90,7 +86,9 @@ class ControlTask:
         state = np.repeat(resets[None], P, axis=0).reshape(P * E, -1)
         alive = np.ones(P * E, dtype=bool)
         returns = np.zeros(P * E)
+        self.env_steps = 0
         for _ in range(self.max_steps):
+            self.env_steps += int(alive.sum())
             obs = self.env.observe_reference(state).reshape(P, E, -1)
             out = net.forward(layout, pop, obs, backend="numba").reshape(P * E, -1)
             action = out[:, 0] if self.continuous else np.argmax(out, axis=1)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from ..ops.rollout import env_function
 
 OBS_DIM, STATE_DIM, N_ACTIONS, MAX_STEPS, CONTINUOUS = 2, 2, 3, 200, False
 RESET_LOW, RESET_HIGH, RESET_FLOAT32 = np.array([-0.6, 0.0]), np.array([-0.4, 0.0]), False
@@ -13,7 +14,7 @@ RESET_LOW, RESET_HIGH, RESET_FLOAT32 = np.array([-0.6, 0.0]), np.array([-0.4, 0.
 MIN_POSITION, MAX_POSITION, MAX_SPEED, GOAL_POSITION, FORCE, GRAVITY = -1.2, 0.6, 0.07, 0.5, 0.001, 0.0025
 
 
-@numba.njit
+@env_function
 def step(s, action):
     """One environment, in place on ``s`` (2,) float64; returns (reward, terminated)."""
     position, velocity = s[0], s[1]
@@ -26,7 +27,7 @@ def step(s, action):
     return -1.0, position >= GOAL_POSITION and velocity >= 0
 
 
-@numba.njit(inline="always")
+@env_function
 def observe(s, out):
     out[0], out[1] = np.float32(s[0]), np.float32(s[1])
 

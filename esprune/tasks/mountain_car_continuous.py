@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from ..ops.rollout import env_function
 
 OBS_DIM, STATE_DIM, N_ACTIONS, MAX_STEPS, CONTINUOUS = 2, 2, 1, 999, True
 RESET_LOW, RESET_HIGH, RESET_FLOAT32 = np.array([-0.6, 0.0]), np.array([-0.4, 0.0]), True
@@ -21,7 +22,7 @@ GOAL_POSITION, POWER = 0.45, 0.0015
 f32 = np.float32
 
 
-@numba.njit
+@env_function
 def step(s, action):
     """One environment, in place on ``s`` (2,) float64 holding float32 values; returns (reward, terminated)."""
     position, velocity, a = f32(s[0]), f32(s[1]), f32(action)
@@ -40,7 +41,7 @@ def step(s, action):
     return reward, terminated
 
 
-@numba.njit(inline="always")
+@env_function
 def observe(s, out):
     out[0], out[1] = np.float32(s[0]), np.float32(s[1])
 

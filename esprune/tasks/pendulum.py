@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from ..ops.rollout import env_function
 
 OBS_DIM, STATE_DIM, N_ACTIONS, MAX_STEPS, CONTINUOUS = 3, 2, 1, 200, True
 RESET_LOW, RESET_HIGH, RESET_FLOAT32 = np.array([-math.pi, -1.0]), np.array([math.pi, 1.0]), False
@@ -18,7 +19,7 @@ RESET_LOW, RESET_HIGH, RESET_FLOAT32 = np.array([-math.pi, -1.0]), np.array([mat
 MAX_SPEED, MAX_TORQUE, DT, G, M, L = 8.0, 2.0, 0.05, 10.0, 1.0, 1.0
 
 
-@numba.njit
+@env_function
 def step(s, action):
     """One environment, in place on ``s`` (2,) float64, float32 ``action``; returns (reward, terminated)."""
     th, thdot = s[0], s[1]
@@ -32,7 +33,7 @@ def step(s, action):
     return -costs, False
 
 
-@numba.njit(inline="always")
+@env_function
 def observe(s, out):
     out[0], out[1], out[2] = np.float32(math.cos(s[0])), np.float32(math.sin(s[0])), np.float32(s[1])
 

@@ -1,7 +1,7 @@
 """``esprune bench mpi``: a generation with the population split over R MPI ranks against one process.
 
 Workload W1 of ``bench generation``: CartPole-v1, the paper's 4-64-64-2 tanh MLP, Sep-CMA-ES, P = 100, 8
-episodes, dense. Each configuration runs in fresh processes (``mpiexec -n R python -m esprune.bench_mpi``, and
+episodes, dense. Each configuration runs in fresh processes (``mpiexec -n R python -m esprune.bench.mpi``, and
 the single process without mpiexec); rank 0 reports seconds per generation (ask → evaluate → allgather → tell;
 median, min, max) and the payload bytes each rank sends and receives per generation (the fitness values: 8
 bytes per member). Ranks on one host split its cores (numba threads = cores / ranks).
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def measure(generations: int = 20, popsize: int = 100, episodes: int = 8) -> dict:
     """Time ``generations`` generations in this process (sharded when started under mpiexec)."""
-    from . import distributed, strategies, tasks
-    from .params import Layout, Mask
+    from .. import distributed, strategies, tasks
+    from ..params import Layout, Mask
 
     task = tasks.make("CartPole-v1", episodes=episodes)
     net = task.default_net()
@@ -57,8 +57,8 @@ def measure(generations: int = 20, popsize: int = 100, episodes: int = 8) -> dic
 def run(ranks=(1, 2), generations: int = 20, progress=None) -> dict:
     """The single process, then each R in ``ranks`` under mpiexec; speed-up = single time / sharded time."""
     launcher = _mpiexec()
-    jobs = [("single", [sys.executable, "-m", "esprune.bench_mpi", str(generations)])]
-    jobs += [(f"R={r}", [launcher, "-n", str(r), sys.executable, "-m", "esprune.bench_mpi", str(generations)])
+    jobs = [("single", [sys.executable, "-m", "esprune.bench.mpi", str(generations)])]
+    jobs += [(f"R={r}", [launcher, "-n", str(r), sys.executable, "-m", "esprune.bench.mpi", str(generations)])
              for r in ranks]
     rows = []
     for i, (name, cmd) in enumerate(jobs):
