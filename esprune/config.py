@@ -18,6 +18,7 @@ DEFAULTS = {
     "strategy": "sep_cma_es",
     "strategy_options": {},    # hyperparameters, e.g. sigma_init, elite_ratio, mean_decay
     "prune": "snr",            # ticket maker: magnitude, snr, random-reinit, magnitude-permute, ...
+    "prune_options": {},       # ticket makers' options (prune.PRUNE_OPTIONS): rescore (snip), nested (random-reinit)
     "snr_variance": False,     # rank SNR by |μ|/std² (the published Sep-CMA-ES code) instead of |μ|/std
     "prune_from": "final",     # prune from the final or the best (highest test score) mean
     "iterations": 20,          # IMP iterations after the dense run: k = 0..iterations
@@ -35,7 +36,7 @@ DEFAULTS = {
     "tickets_from": None,      # transfer: train the tickets of this run file instead of pruning
 }
 KEYS = tuple(DEFAULTS)
-OPTION_TABLES = ("task_options", "strategy_options", "gd_options")
+OPTION_TABLES = ("task_options", "strategy_options", "gd_options", "prune_options")
 
 
 def load_toml(path) -> dict:
@@ -94,6 +95,8 @@ def validate(cfg: dict, prepare: bool = True) -> dict:
             raise ConfigError(f"{key} must be a table of options, got {cfg[key]!r}")
     cfg["prune"] = prune.canonical(cfg["prune"])
     cfg["strategy"] = strategies.canonical(cfg["strategy"])
+    cfg["prune_options"] = prune.check_options(cfg["prune_options"], cfg["prune"])
+    prune.check_snr_variance(cfg["snr_variance"], cfg["strategy"])
     task = tasks.make(cfg["task"], **cfg["task_options"])  # unknown task or option → ConfigError
     if prepare and hasattr(task, "prepare"):
         task.prepare()

@@ -161,7 +161,8 @@ class Experiment:
                                     mean=from_vector(self.spec, src_mean),
                                     std=None if src_std is None else from_vector(self.spec, src_std),
                                     mask=mask, iteration=k + 1, keep=cfg["keep"], seed=cfg["seed"],
-                                    snr_variance=cfg["snr_variance"], task=self.task)
+                                    snr_variance=cfg["snr_variance"], task=self.task,
+                                    options=cfg.get("prune_options", prune.LEGACY_PRUNE_OPTIONS))
 
         def write(f):
             g = f["iterations"][f"{k:03d}"]

@@ -124,10 +124,23 @@ def test_existing_truncated_foreign_and_future_files_are_clear_errors(uninterrup
     ({"strategy_options": {"sigma": 0.1}}, "unknown hyperparameter"),
     ({"backend": "tpu"}, "unknown backend"),
     ({"prune_from": "middle"}, "prune_from"),
+    ({"strategy": "snes", "snr_variance": True}, "Sep-CMA-ES rule"),
+    ({"strategy": "pgpe", "popsize": 8, "snr_variance": True}, "Sep-CMA-ES rule"),
+    ({"strategy": "des", "snr_variance": True}, "Sep-CMA-ES rule"),
+    ({"strategy": "open_es", "snr_variance": True}, "Sep-CMA-ES rule"),
+    ({"prune_options": {"rescore": 1}}, "true or false"),
+    ({"prune_options": {"nest": True}}, "unknown prune option"),
+    ({"prune": "magnitude", "prune_options": {"nested": True}}, "applies to prune = 'random-reinit' only"),
 ])
 def test_config_validation_names_the_problem(bad, message):
     with pytest.raises(ConfigError, match=message):
         config.resolve(bad)
+
+
+def test_snr_variance_is_the_sep_cma_es_rule_and_prune_options_default_to_the_papers():
+    cfg = config.resolve({"strategy": "sep_cma_es", "snr_variance": True})
+    assert cfg["snr_variance"] and cfg["prune_options"] == {"rescore": False, "nested": False}
+    assert config.resolve({"prune": "random-reinit", "prune_options": {"nested": True}})["prune_options"]["nested"]
 
 
 def test_toml_layers_and_flags(tmp_path):
