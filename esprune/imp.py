@@ -104,7 +104,7 @@ class Experiment:
             finite = fitness[np.isfinite(fitness)]
             train.append((finite.mean(), finite.max()) if finite.size else (np.nan, np.nan))
             done = g + 1
-            if done % cfg["eval_every"] == 0 or done == self.G:
+            if done == 1 or done % cfg["eval_every"] == 0 or done == self.G:  # the paper also tests generation 1
                 mean = es.be.to_numpy(es.mean)
                 score = self._score(layout, mean)
                 evals.append((done, score))

@@ -25,10 +25,10 @@ class PPO:
                  minibatch: int = 256, lr: float = 3e-4, gamma: float = 0.99, gae_lambda: float = 0.95,
                  clip: float = 0.2, vf_coef: float = 0.5, ent_coef: float = 0.0, max_grad_norm: float = 0.5,
                  critic_hidden=(64, 64), log_std_init: float = -0.5, eval_every: int = 10,
-                 eval_episodes: int = 16, target: float | None = None):
+                 eval_episodes: int | None = None, target: float | None = None):
         for name, value in (("timesteps", timesteps), ("n_envs", n_envs), ("n_steps", n_steps), ("epochs", epochs),
                             ("minibatch", minibatch), ("eval_every", eval_every), ("eval_episodes", eval_episodes)):
-            if int(value) < 1:
+            if value is not None and int(value) < 1:
                 raise ConfigError(f"PPO {name} must be >= 1, got {value}")
         if not (0 < gamma <= 1 and 0 <= gae_lambda <= 1 and clip > 0 and lr > 0):
             raise ConfigError("PPO needs 0 < gamma <= 1, 0 <= gae_lambda <= 1, clip > 0 and lr > 0")
@@ -37,7 +37,9 @@ class PPO:
         self.gamma, self.gae_lambda, self.clip = float(gamma), float(gae_lambda), float(clip)
         self.vf_coef, self.ent_coef, self.max_grad_norm = float(vf_coef), float(ent_coef), float(max_grad_norm)
         self.critic_hidden, self.log_std_init = tuple(critic_hidden), float(log_std_init)
-        self.eval_every, self.eval_episodes = int(eval_every), int(eval_episodes)
+        # test episodes per evaluation; None: the task's test_episodes, as for an ES solution
+        self.eval_every = int(eval_every)
+        self.eval_episodes = None if eval_episodes is None else int(eval_episodes)
         self.target = target  # stop early once the test score reaches it (None: use the whole budget)
 
     @property
