@@ -269,14 +269,18 @@ def show(run_file, as_json):
               help="Figure file (png, pdf, svg).")
 @click.option("--metric", default="test", show_default=True, type=click.Choice(["test", "best", "final"]),
               help="Which summary column to plot.")
-def report(run_files, out, metric):
+@click.option("--band", "band_kind", default="se", show_default=True, type=click.Choice(["se", "minmax"]),
+              help="Band over seeds: mean ± standard error (std/√n, the paper's) or min–max.")
+def report(run_files, out, metric, band_kind):
     """Score vs. sparsity of one or more runs (needs the plot extra).
 
-    One curve per pruning method; runs that differ only in their seed are drawn as the mean with a min–max band.
+    One curve per pruning method; runs that differ only in their seed are drawn as their mean with a band of
+    ± one standard error (std/√n, as in the paper's figures) or, with --band minmax, from the lowest to the
+    highest seed. The legend says which.
     """
     from esprune.report import figure
 
-    curves = figure(run_files, out, metric)
+    curves = figure(run_files, out, metric, band_kind)
     click.echo(f"wrote {out}: " + ", ".join(curves))
 
 

@@ -55,11 +55,34 @@ def _transfer_label(config: dict) -> str:
     return f"{source['prune']} tickets of {trainer(source)}{task} → {trainer(config)}"
 
 
-def figure(paths, out, metric: str = "test") -> dict:
-    """Score vs. sparsity, one curve per method; runs that differ only in seed give mean and min–max band.
+BANDS = {"se": "mean ± SE (std/√n)", "minmax": "mean, min–max"}
+
+
+def band(values: np.ndarray, kind: str = "se") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, low, high)`` over the seeds (axis 0) of ``values`` ``(n_seeds, n_points)``.
+
+    ``se``: mean ± the standard error std/√n, std with n − 1 in the denominator (the paper's figures draw
+    mean ± std/√5 over 5 seeds); ``minmax``: the lowest and highest seed. One seed: a band of zero width.
+    """
+    if kind not in BANDS:
+        raise UserError(f"unknown band {kind!r}; choose one of {', '.join(BANDS)}")
+    values = np.asarray(values, dtype=np.float64)
+    mean = values.mean(0)
+    if kind == "minmax":
+        return mean, values.min(0), values.max(0)
+    n = values.shape[0]
+    se = values.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(mean)
+    return mean, mean - se, mean + se
+
+
+def figure(paths, out, metric: str = "test", band_kind: str = "se") -> dict:
+    """Score vs. sparsity, one curve per method; runs that differ only in seed give the mean and a band:
+    ± standard error by default (the paper's), min–max with ``band_kind="minmax"``. The legend says which.
 
     Returns the plotted curves ``{label: (sparsity, mean, low, high)}``.
     """
+    if band_kind not in BANDS:
+        raise UserError(f"unknown band {band_kind!r}; choose one of {', '.join(BANDS)}")
     try:
         import matplotlib
 
@@ -83,10 +106,11 @@ def figure(paths, out, metric: str = "test") -> dict:
         n = min(len(rows) for rows in seeds)  # seeds that ran further are cut to the common length
         sparsity = np.array([row["sparsity"] for row in seeds[0][:n]])
         values = np.array([[row[metric] for row in rows[:n]] for rows in seeds])
-        mean, low, high = values.mean(0), values.min(0), values.max(0)
+        mean, low, high = band(values, band_kind)
         curves[name] = (sparsity, mean, low, high)
         density = 100 * (1 - sparsity)
-        (line,) = ax.plot(density, mean, marker="o", ms=3, label=f"{name} ({len(seeds)} seed{'s' * (len(seeds) > 1)})")
+        how = f"{len(seeds)} seeds, {BANDS[band_kind]}" if len(seeds) > 1 else "1 seed"
+        (line,) = ax.plot(density, mean, marker="o", ms=3, label=f"{name} ({how})")
         if len(seeds) > 1:
             ax.fill_between(density, low, high, alpha=0.2, color=line.get_color())
     ax.set_xscale("log")
