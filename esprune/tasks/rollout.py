@@ -8,6 +8,8 @@ multiply-adds so that its float32 policy rounds like this one.
 """
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 
@@ -86,6 +88,7 @@ def first_output(h, n):
     return h[0]
 
 
+@functools.lru_cache(maxsize=None)  # one compilation per environment and process (~10 s each on 2 cores)
 def make_fused_rollout(env):
     """A compiled ``rollout(packed, sizes, tanh_hidden, resets, max_steps, returns)`` for one environment module.
 
