@@ -88,6 +88,21 @@ def list_tasks(as_json):
                    f"{t['default_net']}")
 
 
+@cli.command("pruning")
+@click.option("--json", "as_json", is_flag=True, help="Print the methods as JSON.")
+def list_pruning(as_json):
+    """The ticket makers (--prune): the published code's name, the rule, and where esprune departs from it."""
+    from esprune import prune
+
+    table = {name: {"paper_name": paper, "rule": rule, "published_code": code}
+             for name, (paper, rule, code) in prune.METHODS.items()}
+    if as_json:
+        click.echo(json.dumps(table, indent=2))
+        return
+    for name, entry in table.items():
+        click.echo(f"{name} ({entry['paper_name']}): {entry['rule']}.\n    published code: {entry['published_code']}.")
+
+
 # ---------------------------------------------------------------------------------------------- experiments
 @cli.command("presets")
 @click.option("--json", "as_json", is_flag=True, help="Print every preset's config as JSON.")
@@ -108,7 +123,9 @@ def list_presets(as_json):
 @click.option("--task", help="Task name, e.g. CartPole-v1 (see `esprune tasks`).")
 @click.option("--strategy", help="Evolution strategy, e.g. sep_cma_es (see `esprune strategies`).")
 @click.option("--prune", help="Ticket maker: snr, magnitude, random-reinit, magnitude-permute, permute-permute, "
-                             "mask-reinit, movement, snip, grasp (the last two: classification tasks only).")
+                             "mask-reinit, movement, snip, grasp (the last two: classification tasks only; grasp "
+                             "is the GraSP paper's rule, not the published code's, which kept the wrong "
+                             "fraction). `esprune pruning` describes each.")
 @click.option("--trainer", type=click.Choice(["es", "gd"]),
               help="Who trains each ticket: es (default) or gd, gradient descent (Adam on classification, PPO on "
                    "control); gd runs cannot prune by snr.")

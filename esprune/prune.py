@@ -130,6 +130,38 @@ TICKETS = {
     "grasp": ("grasp", "rewind"),
 }
 GRADIENT = ("snip", "grasp")  # criteria that need the task's loss (esprune.gd.criteria)
+
+# What each ticket maker does, for `esprune pruning`: (the published code's name, the rule, how it relates to the
+# published code). Keep these true to next_ticket and gd.criteria.
+METHODS = {
+    "snr": ("sig2noise", "keep the highest |μ|/std of the trained search distribution; rewind to the original init",
+            "as published for SNES, PGPE and DES (their σ vector); for Sep-CMA-ES std = σ√C, while the code divides "
+            "by C: snr_variance = true ranks by |μ|/std² = the code's |μ|/C (refused for other strategies)"),
+    "magnitude": ("final-ticket", "keep the highest |μ| of the trained mean; rewind to the original init",
+                  "as published"),
+    "random-reinit": ("random-reinit", "a uniformly random global mask with the same number of weights, drawn "
+                      "afresh every iteration (masks do not nest), and a fresh init",
+                      "as published; prune_options.nested = true nests the random masks instead"),
+    "magnitude-permute": ("final-ticket_permute", "the magnitude mask; the surviving init values shuffled within "
+                          "each layer", "as published"),
+    "permute-permute": ("final_permute-ticket_permute", "the magnitude mask permuted along each kernel's axis 0 in "
+                        "the paper's layout (dense (in, out): whole input rows, so every output unit keeps its "
+                        "fan-in; conv (K, K, C_in, C_out): the first spatial axis), the surviving init values "
+                        "shuffled onto the new positions", "as published"),
+    "mask-reinit": ("mask-reinit", "the magnitude mask with a fresh init", "as published"),
+    "movement": ("movement", "keep the highest |μ − init|; rewind to the original init",
+                 "named by the published code but not reachable there"),
+    "snip": ("snip", "keep the highest |θ₀·∇L(θ₀)|, scored once at the dense original init on the whole training "
+             "set, one ranking for every iteration (classification tasks)",
+             "as published; prune_options.rescore = true re-scores the ticket's masked init on the iteration's "
+             "training batch instead"),
+    "grasp": ("grasp", "the GraSP paper's rule (Wang et al. 2020): remove the highest −θ·Hg, with H the whole "
+              "Hessian of the loss at temperature 200, re-scored at the ticket's masked init every iteration "
+              "(classification tasks)",
+              "departs from the published code, which keeps the weights above the (1 − sparsity) percentile of "
+              "−θ·Hg: the wrong fraction (20% kept at 20% sparsity, masks that grow), from the end GraSP removes, "
+              "with per-layer Hessian blocks and no temperature"),
+}
 ALIASES = {"final-ticket": "magnitude", "sig2noise": "snr", "final-ticket_permute": "magnitude-permute",
            "final_permute-ticket_permute": "permute-permute"}
 

@@ -179,3 +179,19 @@ def test_paper_names_and_unknown_method():
     assert prune.canonical("sig2noise") == "snr" and prune.canonical("final-ticket") == "magnitude"
     with pytest.raises(ConfigError, match="unknown pruning method"):
         prune.canonical("lamp")
+
+
+def test_every_method_is_described_and_grasp_says_it_departs_from_the_published_code():
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    assert set(prune.METHODS) == set(prune.TICKETS)
+    assert {paper for paper, _, _ in prune.METHODS.values()} >= set(prune.ALIASES)
+    table = json.loads(CliRunner().invoke(cli, ["pruning", "--json"]).output)
+    assert "wrong fraction" in table["grasp"]["published_code"] and "GraSP paper" in table["grasp"]["rule"]
+    assert "rescore" in table["snip"]["published_code"] and "nested" in table["random-reinit"]["published_code"]
+    help_text = " ".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())
+    assert "grasp is the GraSP paper's rule, not the published code's, which kept the wrong fraction" in help_text
