@@ -30,7 +30,7 @@ class Experiment:
     def __init__(self, config: dict, run: RunFile):
         self.cfg, self.run = config, run
         self.task = tasks.make(config["task"], **config["task_options"])
-        self.net = self.task.default_net()
+        self.net = gd.network(self.task, config)  # the task's, or the GD trainer's own (PPO policy="paper")
         self.spec = self.net.spec
         self.K, self.G = config["iterations"], config["generations"]
         self.trainer = None
@@ -41,7 +41,7 @@ class Experiment:
     # ------------------------------------------------------------------------------------------ entry points
     @classmethod
     def start(cls, config: dict, path, overwrite: bool = False) -> Experiment:
-        net = tasks.make(config["task"], **config["task_options"]).default_net()
+        net = gd.network(tasks.make(config["task"], **config["task_options"]), config)
         run = RunFile.create(path, config, net.spec, overwrite=overwrite)
         exp = cls(config, run)
         if config.get("tickets_from"):

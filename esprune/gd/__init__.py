@@ -3,5 +3,6 @@ training, PPO for control, SNIP/GraSP scores and Hessian-vector products. No aut
 from .objective import Objective, hessian_vector_product
 from .trainer import TrainResult
 from .trainer import make as make_trainer
+from .trainer import network
 
-__all__ = ["Objective", "hessian_vector_product", "TrainResult", "make_trainer"]
+__all__ = ["Objective", "hessian_vector_product", "TrainResult", "make_trainer", "network"]

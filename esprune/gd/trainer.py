@@ -39,3 +39,13 @@ def make(task, **options):
         raise ConfigError(f"gd_options for {task.name} ({factory.__name__}): unknown option(s) "
                           f"{', '.join(unknown)}; known: {', '.join(known)}")
     return factory(**options)
+
+
+def network(task, config: dict):
+    """The network a run with ``config`` trains on ``task``: the GD trainer's own where it has one (PPO's
+    ``policy="paper"``), else the task's default network."""
+    if config.get("trainer", "es") == "gd":
+        trainer = make(task, **config.get("gd_options", {}))
+        if hasattr(trainer, "network"):
+            return trainer.network(task)
+    return task.default_net()

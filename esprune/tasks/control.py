@@ -76,8 +76,12 @@ class ControlTask:
 
     def _returns(self, net, layout, pop, resets, backend):
         be = _backend.get(backend)
-        if net.activation not in ("tanh", "relu") or net.sizes[0] != self.obs_dim or net.sizes[-1] != self.act_dim:
+        if net.activation not in ("tanh", "relu", "swish") or net.sizes[0] != self.obs_dim or net.sizes[-1] != self.act_dim:
             raise ConfigError(f"{self.name} needs a policy {self.obs_dim} → … → {self.act_dim}, got {net!r}")
+        if net.activation == "swish":  # the paper's PPO policy: no fused kernel has swish, so Python steps it
+            if be.name == "cupy":
+                raise ConfigError("a swish policy runs on the numpy reference path only; use backend numba or numpy")
+            return self.rollout_reference(net, layout, be.to_numpy(pop), resets)
         if be.name == "cupy":  # the whole episode on the device; only the returns come back
             xp = be.xp
             returns = xp.zeros((pop.shape[0], len(resets)))
