@@ -142,6 +142,11 @@ def test_snr_variance_is_the_sep_cma_es_rule_and_prune_options_default_to_the_pa
     cfg = config.resolve({"strategy": "sep_cma_es", "snr_variance": True})
     assert cfg["snr_variance"] and cfg["prune_options"] == {"rescore": False, "nested": False}
     assert config.resolve({"prune": "random-reinit", "prune_options": {"nested": True}})["prune_options"]["nested"]
+    from esprune import presets
+
+    for name in presets.PRESETS:  # the paper presets run the published rules
+        cfg = config.resolve(presets.get(name), prepare=False)
+        assert cfg["prune_options"] == {"rescore": False, "nested": False}
 
 
 def test_toml_layers_and_flags(tmp_path):

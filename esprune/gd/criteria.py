@@ -3,8 +3,8 @@
 They need the supervised loss of a classification task. Higher survives, as for every esprune criterion:
 - SNIP (Lee et al. 2019): |θ ⊙ ∇L|, the loss sensitivity of removing each weight. The paper's rule (its
   ``src/prune/snip.py``, the default): scored once, at the dense original init, on the whole training set (a
-  loader batch of 60,000 = every MNIST training image), and that one ranking cut to each iteration's sparsity;
-  the scores do not depend on the iteration, so computing them again gives the same ranking. Option
+  loader batch of 60,000 = every MNIST training image), and that one ranking cut to each iteration's sparsity
+  (the scores do not depend on the iteration: they are computed once per process and reused). Option
   ``rescore``: score the ticket's init under its current mask on the iteration's seeded training batch.
 - GraSP (Wang et al. 2020), re-scored on the ticket's init under its current mask on one seeded training
   batch each iteration: S = −θ ⊙ Hg estimates how removing each weight changes the gradient norm; the
