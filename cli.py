@@ -83,7 +83,8 @@ def list_tasks(as_json):
         return
     for name, t in table.items():
         shape = "×".join(map(str, t["obs_shape"]))
-        horizon = f"horizon {t['horizon']}" if t["horizon"] else f"batch {t['batch_size']}"
+        horizon = (f"horizon {t['horizon']}, {t['test_episodes']} test episodes" if t["horizon"]
+                   else f"batch {t['batch_size']}")
         click.echo(f"{name}: obs {shape}, {t['act_dim']} outputs, {t['actions']}, {horizon}, "
                    f"{t['default_net']}")
 
