@@ -108,9 +108,25 @@ def list_tasks(as_json):
         return
     for name, t in table.items():
         shape = "×".join(map(str, t["obs_shape"]))
-        horizon = f"horizon {t['horizon']}" if t["horizon"] else f"batch {t['batch_size']}"
+        horizon = (f"horizon {t['horizon']}, {t['test_episodes']} test episodes" if t["horizon"]
+                   else f"batch {t['batch_size']}")
         click.echo(f"{name}: obs {shape}, {t['act_dim']} outputs, {t['actions']}, {horizon}, "
                    f"{t['default_net']}")
+
+
+@cli.command("pruning")
+@click.option("--json", "as_json", is_flag=True, help="Print the methods as JSON.")
+def list_pruning(as_json):
+    """The ticket makers (--prune): the published code's name, the rule, and where esprune departs from it."""
+    from esprune import prune
+
+    table = {name: {"paper_name": paper, "rule": rule, "published_code": code}
+             for name, (paper, rule, code) in prune.METHODS.items()}
+    if as_json:
+        click.echo(json.dumps(table, indent=2))
+        return
+    for name, entry in table.items():
+        click.echo(f"{name} ({entry['paper_name']}): {entry['rule']}.\n    published code: {entry['published_code']}.")
 
 
 # ---------------------------------------------------------------------------------------------- experiments
@@ -133,7 +149,9 @@ def list_presets(as_json):
 @click.option("--task", help="Task name, e.g. CartPole-v1 (see `esprune tasks`).")
 @click.option("--strategy", help="Evolution strategy, e.g. sep_cma_es (see `esprune strategies`).")
 @click.option("--prune", help="Ticket maker: snr, magnitude, random-reinit, magnitude-permute, permute-permute, "
-                             "mask-reinit, movement, snip, grasp (the last two: classification tasks only).")
+                             "mask-reinit, movement, snip, grasp (the last two: classification tasks only; grasp "
+                             "is the GraSP paper's rule, not the published code's, which kept the wrong "
+                             "fraction). `esprune pruning` describes each.")
 @click.option("--trainer", type=click.Choice(["es", "gd"]),
               help="Who trains each ticket: es (default) or gd, gradient descent (Adam on classification, PPO on "
                    "control); gd runs cannot prune by snr.")
@@ -317,10 +335,13 @@ def show(run_file, as_json, timing):
               help="Figure file (png, pdf, svg); the table goes beside it as .json and .csv.")
 @click.option("--metric", default="test", show_default=True, type=click.Choice(["test", "best", "final"]),
               help="Which summary column to plot.")
-def report(run_files, out, metric):
+@click.option("--band", "band_kind", default="se", show_default=True, type=click.Choice(["se", "minmax"]),
+              help="Band over seeds: mean ± standard error (std/√n, the paper's) or min–max.")
+def report(run_files, out, metric, band_kind):
     """Score vs. weights remaining of run files or sweep directories (needs the plot extra).
 
-    Runs equal but for their seed form one curve: the seed mean with a ± standard-error band (SE = s/√n);
+    Runs equal but for their seed form one curve: the seed mean with a ± standard-error band (SE = s/√n;
+    --band minmax: lowest to highest seed);
     curves are named by the config keys that differ between them. The table of means and SEs is written to
     OUT's .json and .csv. Over two or more tasks, a last panel shows the paper's aggregate: each task's curves
     min–max normalised, then each method (ticket maker, ES or GD) averaged over the tasks.
@@ -329,7 +350,7 @@ def report(run_files, out, metric):
     from esprune.report_grid import report as _report
 
     check_writable(out, FIGURE_FORMATS, "figure")
-    result = _report(run_files, out, metric, warn=lambda line: click.echo(line, err=True))
+    result = _report(run_files, out, metric, warn=lambda line: click.echo(line, err=True), band_kind=band_kind)
     click.echo(f"wrote {out}, {result['json']}, {result['csv']}: " + ", ".join(
         f"{c['label']} ({c['seeds']} seed{'s' * (c['seeds'] > 1)})" for c in result["curves"]))
 
@@ -705,11 +726,12 @@ def bench_mpi(ranks, generations, out, as_json):
     """A generation of W1 (CartPole-v1, P=100) with the population split over R MPI ranks on this host
     (mpiexec -n R) against one process: seconds per generation and the bytes each rank sends and receives
     (needs the mpi extra)."""
+    _check_bench_out(out)
     from esprune.bench import mpi as _bench
 
     with _bench_progress("bench mpi") as progress:
         result = _bench.run(ranks or (1, 2), generations, progress=progress)
-    _emit(result, as_json, out, _bench.render)
+    _emit_compared(result, _bench.render, as_json, out, None)
 
 
 @bench.command("all")

@@ -24,7 +24,7 @@ from .errors import ConfigError
 from .strategies import hparams as _hparams
 
 SEED_LIMIT = 2**32  # seeds key the Philox noise: every seed must be a uint32
-OPTION_TABLES = ("task_options", "strategy_options", "gd_options")
+OPTION_TABLES = ("task_options", "strategy_options", "gd_options", "prune_options")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class RunConfig:
     strategy: str = "sep_cma_es"
     strategy_options: Mapping = field(default_factory=dict)  # hyperparameters, e.g. sigma_init, elite_ratio
     prune: str = "snr"            # ticket maker: magnitude, snr, random-reinit, magnitude-permute, ...
+    prune_options: Mapping = field(default_factory=dict)  # ticket makers' options (prune.PRUNE_OPTIONS)
     snr_variance: bool = False    # rank SNR by |μ|/std² (the published Sep-CMA-ES code) instead of |μ|/std
     prune_from: str = "final"     # prune from the final or the best (highest test score) mean
     iterations: int = 20          # IMP iterations after the dense run: k = 0..iterations
@@ -90,7 +91,8 @@ def _from_dict(values: dict) -> RunConfig:
 
 
 KEYS = tuple(f.name for f in dataclasses.fields(RunConfig))
-LATER_KEYS = {"trainer": "es", "gd_options": {}, "tickets_from": None}  # what older run files lacked meant
+# what older run files lacked meant
+LATER_KEYS = {"trainer": "es", "gd_options": {}, "tickets_from": None, "prune_options": prune.LEGACY_PRUNE_OPTIONS}
 DEFAULTS = RunConfig().to_dict()
 
 
@@ -143,16 +145,20 @@ def validate(cfg, prepare: bool = True) -> RunConfig:
     cfg["keep"] = float(cfg["keep"])
     cfg["prune"] = prune.canonical(cfg["prune"])
     cfg["strategy"] = strategies.canonical(cfg["strategy"])
+    cfg["prune_options"] = prune.check_options(cfg["prune_options"], cfg["prune"])  # every option, stored
+    prune.check_snr_variance(cfg["snr_variance"], cfg["strategy"])
     cfg["backend"] = _backend.get(cfg["backend"]).name  # "auto" → what it is here; unusable → one line
     factory = tasks.TASKS.get(cfg["task"])
     if factory is not None:
         _check_options(f"task_options of {cfg['task']}", factory, cfg["task_options"])
     task = tasks.make(cfg["task"], **cfg["task_options"])  # unknown task or option → ConfigError
-    spec = task.default_net().spec
+    _check_trainer(cfg, task)  # before the network: PPO's options choose its policy
+    from . import gd
+
+    spec = gd.network(task, cfg).spec  # the task's network, or the GD trainer's own (PPO policy="paper")
     _check_keep(cfg, spec)
     _check_memory(cfg, spec)
     _check_strategy(cfg, spec)
-    _check_trainer(cfg, task)
     if cfg["tickets_from"] is not None:
         _check_source(cfg, spec)
     if prepare and hasattr(task, "prepare"):

@@ -32,7 +32,7 @@ class Experiment:
     def __init__(self, config: _config.RunConfig, run: RunFile):
         self.cfg, self.run = config, run
         self.task = tasks.make(config.task, **config.task_options)
-        self.net = self.task.default_net()
+        self.net = gd.network(self.task, config)  # the task's, or the GD trainer's own (PPO policy="paper")
         self.spec = self.net.spec
         self.K, self.G = config.iterations, config.generations
         self.trainer = None
@@ -134,7 +134,7 @@ class Experiment:
             finite = fitness[np.isfinite(fitness)]
             train.append((finite.mean(), finite.max()) if finite.size else (np.nan, np.nan))
             done = g + 1
-            if done % cfg.eval_every == 0 or done == self.G:
+            if done == 1 or done % cfg.eval_every == 0 or done == self.G:  # the paper also tests generation 1
                 mean = es.be.to_numpy(es.mean)
                 score = self._score(layout, mean)
                 evals.append((done, score))
@@ -202,7 +202,8 @@ class Experiment:
                                     mean=self.spec.from_vector(src_mean),
                                     std=None if src_std is None else self.spec.from_vector(src_std),
                                     mask=mask, iteration=k + 1, keep=cfg.keep, seed=cfg.seed,
-                                    snr_variance=cfg.snr_variance, task=self.task)
+                                    snr_variance=cfg.snr_variance, task=self.task,
+                                    options=dict(cfg.prune_options))
         results = {"final_mean": final_mean, "final_std": final_std, "best_mean": best["mean"],
                    "best_std": best["std"], "train": np.asarray(train, dtype=np.float64).reshape(-1, 2),
                    "evals": np.asarray(evals, dtype=np.float64).reshape(-1, 2)}

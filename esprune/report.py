@@ -1,7 +1,6 @@
-"""What a finished run shows: the summary table, and score against sparsity across runs (the paper's Fig. 2)."""
+"""What a finished run shows: the summary table, its one-line setting, curve labels and the seed band (the
+figures across runs are ``report_grid``'s)."""
 from __future__ import annotations
-
-from collections import defaultdict
 
 import numpy as np
 
@@ -55,48 +54,21 @@ def _transfer_label(config: dict) -> str:
     return f"{source['prune']} tickets of {trainer(source)}{task} → {trainer(config)}"
 
 
-def figure(paths, out, metric: str = "test") -> dict:
-    """Score vs. sparsity, one curve per method; runs that differ only in seed give mean and min–max band.
+BANDS = {"se": "mean ± SE (std/√n)", "minmax": "mean, min–max"}
 
-    Returns the plotted curves ``{label: (sparsity, mean, low, high)}``.
+
+def band(values: np.ndarray, kind: str = "se") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, low, high)`` over the seeds (axis 0) of ``values`` ``(n_seeds, n_points)``.
+
+    ``se``: mean ± the standard error std/√n, std with n − 1 in the denominator (the paper's figures draw
+    mean ± std/√5 over 5 seeds); ``minmax``: the lowest and highest seed. One seed: a band of zero width.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UserError("esprune report needs matplotlib: pip install 'esprune[plot]'") from None
-    runs = [RunFile.open(p) for p in paths]
-    configs = [r.config for r in runs]
-    vary = {key for key, values in (("trainer", {trainer(c) for c in configs}), ("task", {c["task"] for c in configs}))
-            if len(values) > 1}
-    groups = defaultdict(list)
-    for run, cfg in zip(runs, configs):
-        rows = run.summary()
-        if not rows:
-            raise UserError(f"{run.path} has no finished iteration yet")
-        groups[label(cfg, vary)].append(rows)
-    curves = {}
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for name, seeds in groups.items():
-        n = min(len(rows) for rows in seeds)  # seeds that ran further are cut to the common length
-        sparsity = np.array([row["sparsity"] for row in seeds[0][:n]])
-        values = np.array([[row[metric] for row in rows[:n]] for rows in seeds])
-        mean, low, high = values.mean(0), values.min(0), values.max(0)
-        curves[name] = (sparsity, mean, low, high)
-        density = 100 * (1 - sparsity)
-        (line,) = ax.plot(density, mean, marker="o", ms=3, label=f"{name} ({len(seeds)} seed{'s' * (len(seeds) > 1)})")
-        if len(seeds) > 1:
-            ax.fill_between(density, low, high, alpha=0.2, color=line.get_color())
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ax.set_xlabel("weights remaining (%)")
-    ax.set_ylabel(f"{metric} score")
-    ax.set_title(", ".join(sorted({f"{c['task']} · {trainer(c)}" for c in configs})))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return curves
+    if kind not in BANDS:
+        raise UserError(f"unknown band {kind!r}; choose one of {', '.join(BANDS)}")
+    values = np.asarray(values, dtype=np.float64)
+    mean = values.mean(0)
+    if kind == "minmax":
+        return mean, values.min(0), values.max(0)
+    n = values.shape[0]
+    se = values.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(mean)
+    return mean, mean - se, mean + se

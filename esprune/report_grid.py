@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import OPTION_TABLES as _OPTION_TABLES
 from .errors import UserError
-from .report import label, trainer
+from .report import BANDS, band, label, trainer
 from .store import RunFile
 
-_OPTION_TABLES = ("task_options", "strategy_options", "gd_options")
 
 
 def collect(paths, warn=print) -> list[tuple[Path, dict, list]]:
@@ -56,10 +56,13 @@ def collect(paths, warn=print) -> list[tuple[Path, dict, list]]:
     return runs
 
 
-def curves(runs, metric: str = "test", warn=print) -> list[dict]:
+def curves(runs, metric: str = "test", warn=print, band_kind: str = "se") -> list[dict]:
     """One curve per group of runs equal but for the seed: label, task, method, seeds, iteration, sparsity,
-    weights_remaining (%), mean and se per iteration (se NaN for one seed). Seeds that ran further are cut to
-    the group's common length."""
+    weights_remaining (%), mean and se per iteration (se NaN for one seed), and the band drawn (``low``,
+    ``high``: ``report.band`` of ``band_kind``, mean ± SE by default). Seeds that ran further are cut to the
+    group's common length."""
+    if band_kind not in BANDS:
+        raise UserError(f"unknown band {band_kind!r}; choose one of {', '.join(BANDS)}")
     groups = {}
     for path, cfg, rows in runs:
         groups.setdefault(_identity(cfg), []).append((path, cfg, rows))
@@ -77,10 +80,12 @@ def curves(runs, metric: str = "test", warn=print) -> list[dict]:
         sparsity = np.array([row["sparsity"] for row in members[0][2][:n]])
         seeds = len(members)
         se = values.std(0, ddof=1) / np.sqrt(seeds) if seeds > 1 else np.full(n, np.nan)
+        mean, low, high = band(values, band_kind)
         out.append({"label": label, "task": cfg["task"], "method": method(cfg), "seeds": seeds,
                     "files": [str(p) for p, _, _ in members], "iteration": list(range(n)),
                     "sparsity": sparsity.tolist(), "weights_remaining": (100 * (1 - sparsity)).tolist(),
-                    "mean": values.mean(0).tolist(), "se": se.tolist()})
+                    "mean": mean.tolist(), "se": se.tolist(), "band": BANDS[band_kind],
+                    "low": low.tolist(), "high": high.tolist()})
     return out
 
 
@@ -172,12 +177,12 @@ def figure(curves_, agg, out, metric: str = "test") -> None:
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.2), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for c in (c for c in curves_ if c["task"] == task):
-            x, mean, se = map(np.asarray, (c["weights_remaining"], c["mean"], c["se"]))
-            band = " (mean ± SE)" if c["seeds"] > 1 else ""
+            x, mean, low, high = map(np.asarray, (c["weights_remaining"], c["mean"], c["low"], c["high"]))
+            how = f" ({c['band']})" if c["seeds"] > 1 else ""
             (line,) = ax.plot(x, mean, marker="o", ms=3, label=f"{c['label']}, {c['seeds']} seed"
-                                                               f"{'s' * (c['seeds'] > 1)}{band}")
+                                                               f"{'s' * (c['seeds'] > 1)}{how}")
             if c["seeds"] > 1:
-                ax.fill_between(x, mean - se, mean + se, alpha=0.2, color=line.get_color())
+                ax.fill_between(x, low, high, alpha=0.2, color=line.get_color())
         _axis(ax, f"{metric} score", task)
     if agg:
         ax = axes[0][-1]
@@ -190,9 +195,10 @@ def figure(curves_, agg, out, metric: str = "test") -> None:
     plt.close(fig)
 
 
-def report(paths, out, metric: str = "test", warn=print) -> dict:
-    """Collect, group, write OUT (figure), OUT's .json and .csv; returns {curves, aggregate, json, csv}."""
-    cs = curves(collect(paths, warn), metric, warn)
+def report(paths, out, metric: str = "test", warn=print, band_kind: str = "se") -> dict:
+    """Collect, group, write OUT (figure), OUT's .json and .csv; returns {curves, aggregate, json, csv}.
+    ``band_kind``: the band drawn over the seeds, "se" (mean ± SE, the paper's) or "minmax"."""
+    cs = curves(collect(paths, warn), metric, warn, band_kind)
     agg = aggregate(cs)
     js, table = write_tables(cs, agg, out)
     figure(cs, agg, out, metric)

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from esprune import tasks
+from esprune import noise, tasks
+from esprune.errors import ConfigError
 from esprune.params import Layout, Mask
 from esprune.tasks.control import ENVIRONMENTS
 
@@ -150,6 +151,22 @@ def test_sep_cma_es_solves_cartpole():
         if task.score(net, layout, es.mean[None].astype(np.float32), seed=0)[0] >= 475:
             break
     assert task.score(net, layout, es.mean[None].astype(np.float32), seed=0)[0] >= 475
+
+
+@pytest.mark.parametrize("name", ["CartPole-v1", "Pendulum-v1"])
+def test_test_score_averages_the_papers_32_test_episodes_by_default(name, rng):
+    """gym.yaml of the published code: n_evaluations 32 test episodes; a task option changes the count."""
+    task = tasks.make(name)
+    net, layout, pop = population(task, 0.0, 3, rng)
+    resets = task.resets(4, 0, 32, noise.TEST_RESET)
+    want = task.rollout_reference(net, layout, pop, resets).mean(axis=1)
+    np.testing.assert_array_equal(task.score(net, layout, pop, seed=4), want)
+    assert task.describe()["test_episodes"] == 32
+    five = tasks.make(name, test_episodes=5)
+    want5 = five.rollout_reference(net, layout, pop, five.resets(4, 0, 5, noise.TEST_RESET)).mean(axis=1)
+    np.testing.assert_array_equal(five.score(net, layout, pop, seed=4), want5)
+    with pytest.raises(ConfigError, match="test_episodes"):
+        tasks.make(name, test_episodes=0)
 
 
 def test_unknown_task_is_a_user_error():

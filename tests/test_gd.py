@@ -119,7 +119,8 @@ def test_ppo_solves_cartpole_dense():
     net = task.default_net()
     layout = Layout(net.spec)
     start = time.perf_counter()
-    result = PPO(timesteps=200_000, target=475.0).train(task, net, layout, layout.flatten(net.init(0)), seed=0)
+    # stop only well above 475: a policy that just reaches 475 on the 32 evaluation episodes may not on others
+    result = PPO(timesteps=200_000, target=495.0).train(task, net, layout, layout.flatten(net.init(0)), seed=0)
     final = float(task.score(net, layout, result.final[None].astype(np.float32), seed=123, episodes=32)[0])
     print(f"PPO CartPole: {result.steps} updates, evals {result.evals}, {time.perf_counter() - start:.1f} s")
     assert result.best_score >= 475 and final >= 475

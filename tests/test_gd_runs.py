@@ -75,10 +75,10 @@ def test_transfer_trains_the_source_tickets(tmp_path):
         np.testing.assert_array_equal(target.iteration(k)["mask"], source.iteration(k)["mask"])
         np.testing.assert_array_equal(target.iteration(k)["init"], source.iteration(k)["init"])
     pytest.importorskip("matplotlib")
-    from esprune.report import figure
+    from esprune import report_grid
 
-    curves = figure([src, out], tmp_path / "r.png")
-    assert set(curves) == {"random-reinit", "random-reinit tickets of gd → gd"}
+    curves = report_grid.report([src, out], tmp_path / "r.png")["curves"]
+    assert len(curves) == 2 and len({c["label"] for c in curves}) == 2  # the transfer is its own curve
 
 
 def test_transfer_refuses_another_network(tmp_path):
@@ -118,6 +118,32 @@ def test_snip_is_weight_times_gradient():
     expect = layout.unflatten(np.abs(theta * obj.grad(theta)))
     for n in net.spec.prunable_names:
         np.testing.assert_allclose(s[n], expect[n], rtol=1e-10)
+
+
+def test_snip_by_default_ranks_once_at_the_dense_init_on_the_whole_training_set():
+    """The paper's SNIP (es-lottery src/prune/snip.py): |θ₀·∇L(θ₀)| over all training images at the dense
+    original init, one ranking cut to keep**k at every iteration k; `rescore` is esprune's earlier rule."""
+    task, net, init, layout, _, theta = _blobs_objective()
+    xtr, ytr, _, _ = task.prepare()
+    reference = np.abs(theta * Objective(net, layout, xtr, ytr).grad(theta))  # float64, all 512 images at once
+    ranked = layout.unflatten(reference)
+    flat = np.concatenate([ranked[n].reshape(-1) for n in net.spec.prunable_names])
+    order = np.argsort(-flat, kind="stable")
+    n = net.spec.prunable_size
+    mask, rescored = Mask.dense(net.spec), Mask.dense(net.spec)
+    for k in (1, 2, 3):
+        t = prune.next_ticket("snip", net, init=init, mean=init, std=None, mask=mask, iteration=k, keep=0.6,
+                              seed=k, task=task)
+        got = np.concatenate([t.mask[name].reshape(-1) for name in net.spec.prunable_names])
+        want = np.zeros(n, dtype=bool)
+        want[order[:prune.kept_after(n, 0.6, k)]] = True
+        threshold = flat[order[prune.kept_after(n, 0.6, k) - 1]]
+        wrong = np.flatnonzero(got != want)  # float32 sums may swap only near-ties at the threshold
+        assert np.all(np.abs(flat[wrong] - threshold) <= 1e-5 * threshold), (k, wrong.size)
+        r = prune.next_ticket("snip", net, init=init, mean=init, std=None, mask=rescored, iteration=k, keep=0.6,
+                              seed=k, task=task, options={"rescore": True})
+        mask, rescored = t.mask, r.mask
+    assert mask != rescored  # the batch of 128 and the masked re-scoring choose other weights
 
 
 def test_grasp_is_weight_times_hessian_gradient_product_of_the_tempered_loss():

@@ -65,7 +65,8 @@ def test_run_has_exact_sparsities_rewound_tickets_and_a_plain_h5py_layout(uninte
         assert f.attrs["format"] == "esprune-run" and json.loads(f.attrs["config"])["keep"] == 0.5
         assert f["summary"].shape == (3,) and set(f["summary"].dtype.names) >= {"sparsity", "test", "threshold"}
         g = f["iterations/001"]
-        assert g["train"].shape == (10, 2) and g["evals"][:, 0].tolist() == [4, 8, 10]
+        # tested after generation 1 (as the paper's masked_es does), every eval_every, and at the end
+        assert g["train"].shape == (10, 2) and g["evals"][:, 0].tolist() == [1, 4, 8, 10]
         assert f["checkpoint"].attrs["finished"]
 
 
@@ -124,10 +125,28 @@ def test_existing_truncated_foreign_and_future_files_are_clear_errors(uninterrup
     ({"strategy_options": {"sigma": 0.1}}, "unknown hyperparameter"),
     ({"backend": "tpu"}, "unknown backend"),
     ({"prune_from": "middle"}, "prune_from"),
+    ({"strategy": "snes", "snr_variance": True}, "Sep-CMA-ES rule"),
+    ({"strategy": "pgpe", "popsize": 8, "snr_variance": True}, "Sep-CMA-ES rule"),
+    ({"strategy": "des", "snr_variance": True}, "Sep-CMA-ES rule"),
+    ({"strategy": "open_es", "snr_variance": True}, "Sep-CMA-ES rule"),
+    ({"prune_options": {"rescore": 1}}, "true or false"),
+    ({"prune_options": {"nest": True}}, "unknown prune option"),
+    ({"prune": "magnitude", "prune_options": {"nested": True}}, "applies to prune = 'random-reinit' only"),
 ])
 def test_config_validation_names_the_problem(bad, message):
     with pytest.raises(ConfigError, match=message):
         config.resolve(bad)
+
+
+def test_snr_variance_is_the_sep_cma_es_rule_and_prune_options_default_to_the_papers():
+    cfg = config.resolve({"strategy": "sep_cma_es", "snr_variance": True})
+    assert cfg["snr_variance"] and cfg["prune_options"] == {"rescore": False, "nested": False}
+    assert config.resolve({"prune": "random-reinit", "prune_options": {"nested": True}})["prune_options"]["nested"]
+    from esprune import presets
+
+    for name in presets.PRESETS:  # the paper presets run the published rules
+        cfg = config.resolve(presets.get(name), prepare=False)
+        assert cfg["prune_options"] == {"rescore": False, "nested": False}
 
 
 def test_toml_layers_and_flags(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 
 from esprune import prune
 from esprune.errors import ConfigError
-from esprune.nets import MLP
+from esprune.nets import CNN, MLP
 from esprune.params import Mask
 
 NET = MLP(4, (16, 16), 2, activation="tanh")
@@ -16,15 +16,17 @@ def trained(rng, init):
     return mean, std
 
 
-def chain(kind, keep=0.8, K=8, seed=0):
+def chain(kind, keep=0.8, K=8, seed=0, net=NET, options=None):
     rng = np.random.default_rng(seed)
-    init = NET.init(0)
-    mask = Mask.dense(NET.spec)
+    init = net.init(0)
+    mask = Mask.dense(net.spec)
     tickets = [prune.Ticket(init, mask)]
     for k in range(1, K + 1):
         mean, std = trained(rng, init)  # the same draws whatever the ticket, so baselines compare
-        tickets.append(prune.next_ticket(kind, NET, init=init, mean=mean, std=std, mask=tickets[-1].mask,
-                                         iteration=k, keep=keep, seed=seed))
+        # as in training, pruned weights end at 0 (they are not searched)
+        mean = {n: np.where(tickets[-1].mask[n], v, 0.0) if n in tickets[-1].mask else v for n, v in mean.items()}
+        tickets.append(prune.next_ticket(kind, net, init=init, mean=mean, std=std, mask=tickets[-1].mask,
+                                         iteration=k, keep=keep, seed=seed, options=options))
     return init, tickets
 
 
@@ -37,12 +39,40 @@ def test_sparsity_after_k_is_exactly_one_minus_keep_to_the_k(kind):
         assert abs(t.mask.sparsity() - (1 - 0.8**k)) <= 0.5 / n + 1e-12
 
 
-@pytest.mark.parametrize("kind", ["magnitude", "snr", "random-reinit", "magnitude-permute", "mask-reinit", "movement"])
-def test_masks_nest(kind):
-    _, tickets = chain(kind)
+@pytest.mark.parametrize("kind, options", [("magnitude", None), ("snr", None), ("magnitude-permute", None),
+                                           ("mask-reinit", None), ("movement", None),
+                                           ("random-reinit", {"nested": True})])
+def test_masks_nest(kind, options):
+    _, tickets = chain(kind, options=options)
     for a, b in zip(tickets, tickets[1:]):
         for n in a.mask:
             assert not (b.mask[n] & ~a.mask[n]).any()
+
+
+def test_random_reinit_draws_a_fresh_uniform_global_mask_every_iteration():
+    """The paper's get_random_masks: the pruned count of the magnitude mask, chosen uniformly from all prunable
+    weights each iteration, so masks do not nest; each weight is kept with probability keep**k."""
+    K, n = 6, NET.spec.prunable_size
+    _, tickets = chain("random-reinit", K=K)
+    pairs = zip(tickets[1:], tickets[2:])  # (ticket 0 is dense: everything nests in it)
+    nested = sum(all(not (b.mask[m] & ~a.mask[m]).any() for m in a.mask) for a, b in pairs)
+    assert nested == 0  # an independent draw falls inside the last mask only with negligible probability
+    # uniform: across 200 seeds each position is kept at iteration 3 about 200·0.512 times (binomial)
+    counts = np.zeros(n)
+    for seed in range(200):
+        t = prune.next_ticket("random-reinit", NET, init=NET.init(0), mean=NET.init(0), std=None,
+                              mask=Mask.dense(NET.spec), iteration=3, keep=0.8, seed=seed)
+        assert t.mask.kept == prune.kept_after(n, 0.8, 3)
+        counts += np.concatenate([t.mask[m].reshape(-1) for m in NET.spec.prunable_names])
+    p = prune.kept_after(n, 0.8, 3) / n
+    z = (counts - 200 * p) / np.sqrt(200 * p * (1 - p))
+    assert abs(z.mean()) < 0.1 and 0.8 < z.std() < 1.2
+    # the mask does not depend on the mask it replaces
+    a = prune.next_ticket("random-reinit", NET, init=NET.init(0), mean=NET.init(0), std=None,
+                          mask=tickets[2].mask, iteration=3, keep=0.8, seed=0)
+    b = prune.next_ticket("random-reinit", NET, init=NET.init(0), mean=NET.init(0), std=None,
+                          mask=Mask.dense(NET.spec), iteration=3, keep=0.8, seed=0)
+    assert a.mask == b.mask
 
 
 @pytest.mark.parametrize("kind", ["magnitude", "snr", "movement"])
@@ -100,26 +130,46 @@ def test_ties_keep_the_earliest_positions_and_pruned_weights_never_return():
 def test_permute_baselines_keep_values_and_layer_counts():
     init, mag = chain("magnitude", K=3, seed=5)
     _, perm = chain("magnitude-permute", K=3, seed=5)
-    _, both = chain("permute-permute", K=3, seed=5)
     for k in (1, 2, 3):
         assert perm[k].mask == mag[k].mask
         for n in perm[k].mask:
             kept = mag[k].mask[n]
             np.testing.assert_array_equal(np.sort(perm[k].init[n][kept]), np.sort(init[n][kept]))
-            if k == 1:  # later masks of permute-permute grow from its own earlier ones
-                assert both[k].mask[n].sum() == kept.sum()
-            np.testing.assert_array_equal(np.sort(both[k].init[n][both[k].mask[n]]),
-                                          np.sort(init[n][both[k].mask[n]]))
         assert any(not np.array_equal(perm[k].init[n], init[n]) for n in perm[k].mask)
-        assert not both[k].mask == mag[k].mask
+
+
+CNN_NET = CNN((2, 8, 8), channels=(3, 4), kernel=3)
+
+
+@pytest.mark.parametrize("net", [NET, CNN_NET], ids=["mlp", "cnn"])
+def test_permute_permute_moves_whole_slices_along_the_papers_axis_0(net):
+    """final_permute-ticket_permute as published (get_permuted_permuted): the magnitude mask permuted along the
+    kernel's axis 0 in flax's layout — dense (in, out): whole input rows, so each output unit keeps its fan-in;
+    conv (K, K, C_in, C_out): the first spatial axis, esprune's axis 2 of (C_out, C_in, K, K) — and the magnitude
+    survivors' init values dealt onto the new positions."""
+    for seed in range(3):
+        init, mag = chain("magnitude", K=2, seed=seed, net=net)
+        _, both = chain("permute-permute", K=1, seed=seed, net=net)
+        moved, kept = both[1].mask, mag[1].mask
+        for n in net.spec.prunable_names:
+            axis = 2 if kept[n].ndim == 4 else 0
+            # the new mask holds the old one's axis-`axis` slices, reordered
+            slices = lambda m: sorted(np.take(m, i, axis).tobytes() for i in range(m.shape[axis]))  # noqa: E731
+            assert slices(moved[n]) == slices(kept[n])
+            # so the counts along the other axes stay: fan-in per output unit (dense), per (out, in, column) (conv)
+            np.testing.assert_array_equal(moved[n].sum(axis=axis), kept[n].sum(axis=axis))
+            # the init values of the magnitude survivors, shuffled onto the new positions
+            np.testing.assert_array_equal(np.sort(both[1].init[n][moved[n]]), np.sort(init[n][kept[n]]))
+        assert moved != kept
 
 
 def test_reinit_baselines_draw_a_fresh_init_and_random_masks_differ():
     init, rand = chain("random-reinit", K=2)
     _, mag = chain("magnitude", K=2)
     _, reinit = chain("mask-reinit", K=2)
-    for t in (rand[1], reinit[1]):
+    for t in (rand[1], reinit[1], rand[2]):
         assert not np.array_equal(t.init["dense_0/w"], init["dense_0/w"])
+    assert not np.array_equal(rand[1].init["dense_0/w"], rand[2].init["dense_0/w"])  # fresh every iteration
     assert reinit[1].mask == mag[1].mask and not rand[1].mask == mag[1].mask
     _, again = chain("random-reinit", K=2)
     assert again[2].mask == rand[2].mask  # seeded: the same config gives the same ticket
@@ -129,3 +179,19 @@ def test_paper_names_and_unknown_method():
     assert prune.canonical("sig2noise") == "snr" and prune.canonical("final-ticket") == "magnitude"
     with pytest.raises(ConfigError, match="unknown pruning method"):
         prune.canonical("lamp")
+
+
+def test_every_method_is_described_and_grasp_says_it_departs_from_the_published_code():
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    assert set(prune.METHODS) == set(prune.TICKETS)
+    assert {paper for paper, _, _ in prune.METHODS.values()} >= set(prune.ALIASES)
+    table = json.loads(CliRunner().invoke(cli, ["pruning", "--json"]).output)
+    assert "wrong fraction" in table["grasp"]["published_code"] and "GraSP paper" in table["grasp"]["rule"]
+    assert "rescore" in table["snip"]["published_code"] and "nested" in table["random-reinit"]["published_code"]
+    help_text = " ".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())
+    assert "grasp is the GraSP paper's rule, not the published code's, which kept the wrong fraction" in help_text

@@ -8,8 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from esprune import config, prune, report_grid, tasks
+from esprune import config, report_grid, tasks
 from esprune.params import Mask
+from esprune.prune import Ticket
 from esprune.store import RunFile
 
 SCORES = {  # (task, prune) -> per seed, the test score at iterations 0, 1, 2
@@ -25,7 +26,7 @@ def fake_run(path, task, prune, seed, scores, iterations=None):
     cfg = config.resolve({"task": task, "prune": prune, "seed": seed, "iterations": iterations},
                          prepare=False)
     net = tasks.make(task).default_net()
-    ticket = prune.Ticket(net.init(seed), Mask.dense(net.spec))
+    ticket = Ticket(net.init(seed), Mask.dense(net.spec))
     run = RunFile.create(path, cfg.to_dict(), net.spec, ticket)
     for k, s in enumerate(scores):
         row = {"iteration": k, "sparsity": 1 - 0.8**k, "active": 10, "final": s, "best": s, "test": s,

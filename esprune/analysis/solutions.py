@@ -6,7 +6,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .. import tasks
+from .. import gd, tasks
 from ..errors import UserError
 from ..params import Layout, Mask
 from ..store import RunFile, from_vector
@@ -30,7 +30,7 @@ class Solution:
 
     @cached_property
     def net(self):
-        return self.task.default_net()
+        return gd.network(self.task, self.config)  # the network the run trained
 
     @cached_property
     def layout(self) -> Layout:

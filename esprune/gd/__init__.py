@@ -31,4 +31,14 @@ def make_trainer(task, **options):
     return factory(**options)
 
 
-__all__ = ["Objective", "hessian_vector_product", "TrainResult", "make_trainer", "trainer_class"]
+def network(task, config):
+    """The network a run with ``config`` trains on ``task``: the GD trainer's own where it has one (PPO's
+    ``policy="paper"``), else the task's default network."""
+    if config.get("trainer", "es") == "gd":
+        trainer = make_trainer(task, **config.get("gd_options", {}))
+        if hasattr(trainer, "network"):
+            return trainer.network(task)
+    return task.default_net()
+
+
+__all__ = ["Objective", "hessian_vector_product", "TrainResult", "make_trainer", "network", "trainer_class"]

@@ -1,7 +1,11 @@
 """PPO (Schulman et al. 2017, clipped surrogate, GAE) with a masked MLP actor and a dense critic, in numpy.
 
 The actor is the task's policy network under the ticket's mask, so a PPO solution is scored exactly like an ES
-one (``task.score``: deterministic argmax / raw output on the test episodes). The critic
+one (``task.score``: deterministic argmax / raw output on the test episodes). Option ``policy="paper"``: the
+published PPO policy instead (es-lottery's brax networks, PAPER.md "Details"): swish hidden units, LeCun-uniform
+kernels, zero biases (``network(task)`` builds it, so the ticket's init is drawn that way), and a stochastic test
+score: actions sampled from the policy (categorical over the outputs; Gaussian with the learned log-std) on the
+task's test episodes, as brax's and gymnax's evaluations of the paper's PPO do. The critic
 (obs → critic_hidden tanh → 1) is dense and freshly initialized from the seed: only the policy is a ticket.
 Continuous actions are Gaussian around the actor's output with one state-independent learned log-std.
 Environments are esprune's vectorized numpy ones, reset from the task's seeded reset stream; an episode cut
@@ -10,7 +14,9 @@ at the task's horizon bootstraps from the value of its last state (truncation is
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
 
+from .. import noise
 from ..errors import ConfigError
 from ..nets import MLP
 from ..params import Layout
@@ -18,6 +24,7 @@ from . import backprop, optim
 from .trainer import TrainResult
 
 LOG_2PI = float(np.log(2 * np.pi))
+POLICIES = ("esprune", "paper")
 
 
 class PPO:
@@ -25,10 +32,10 @@ class PPO:
                  minibatch: int = 256, lr: float = 3e-4, gamma: float = 0.99, gae_lambda: float = 0.95,
                  clip: float = 0.2, vf_coef: float = 0.5, ent_coef: float = 0.0, max_grad_norm: float = 0.5,
                  critic_hidden=(64, 64), log_std_init: float = -0.5, eval_every: int = 10,
-                 eval_episodes: int = 16, target: float | None = None):
+                 eval_episodes: int | None = None, target: float | None = None, policy: str = "esprune"):
         for name, value in (("timesteps", timesteps), ("n_envs", n_envs), ("n_steps", n_steps), ("epochs", epochs),
                             ("minibatch", minibatch), ("eval_every", eval_every), ("eval_episodes", eval_episodes)):
-            if int(value) < 1:
+            if value is not None and int(value) < 1:
                 raise ConfigError(f"PPO {name} must be >= 1, got {value}")
         if not (0 < gamma <= 1 and 0 <= gae_lambda <= 1 and clip > 0 and lr > 0):
             raise ConfigError("PPO needs 0 < gamma <= 1, 0 <= gae_lambda <= 1, clip > 0 and lr > 0")
@@ -37,8 +44,21 @@ class PPO:
         self.gamma, self.gae_lambda, self.clip = float(gamma), float(gae_lambda), float(clip)
         self.vf_coef, self.ent_coef, self.max_grad_norm = float(vf_coef), float(ent_coef), float(max_grad_norm)
         self.critic_hidden, self.log_std_init = tuple(critic_hidden), float(log_std_init)
-        self.eval_every, self.eval_episodes = int(eval_every), int(eval_episodes)
+        # test episodes per evaluation; None: the task's test_episodes, as for an ES solution
+        self.eval_every = int(eval_every)
+        self.eval_episodes = None if eval_episodes is None else int(eval_episodes)
         self.target = target  # stop early once the test score reaches it (None: use the whole budget)
+        if policy not in POLICIES:
+            raise ConfigError(f"PPO policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+        self.policy = policy
+
+    def network(self, task):
+        """The policy this trainer trains: the task's (tanh, the ES policy) or the paper's PPO policy (swish,
+        LeCun-uniform kernels, zero biases) of the same sizes."""
+        if self.policy == "esprune":
+            return task.default_net()
+        return MLP(task.obs_dim, task.hidden, task.act_dim, activation="swish", head="linear", out_bias="zeros",
+                   kernel_init="lecun_uniform", bias="zeros")
 
     @property
     def updates(self) -> int:
@@ -70,8 +90,12 @@ class PPO:
             result.train.append((float(np.mean(returns)), float(np.max(returns))))
             if update % self.eval_every == 0 or update == self.updates:
                 actor = agent.actor_theta()
-                score = float(task.score(net, layout, actor[None].astype(np.float32), seed=seed,
-                                         episodes=self.eval_episodes, backend=backend)[0])
+                if self.policy == "paper":
+                    score = stochastic_score(task, agent, seed, self.eval_episodes,
+                                             np.random.default_rng([seed, 0x7E57, update]))
+                else:
+                    score = float(task.score(net, layout, actor[None].astype(np.float32), seed=seed,
+                                             episodes=self.eval_episodes, backend=backend)[0])
                 result.evals.append((update, score))
                 if score > result.best_score:
                     result.best, result.best_score, result.best_step = actor, score, update
@@ -112,6 +136,23 @@ class PPO:
                  "ret": flat(adv + val_buf)}, finished)
 
 
+def stochastic_score(task, agent, seed: int, episodes: int | None, rng) -> float:
+    """Mean return of the policy *sampling* its actions on the task's test episodes (``episodes``, default
+    ``task.test_episodes``; the same TEST_RESET starts as ``task.score``), stepped in numpy."""
+    episodes = task.test_episodes if episodes is None else int(episodes)
+    state = task.resets(seed, 0, episodes, noise.TEST_RESET)
+    alive, returns = np.ones(episodes, dtype=bool), np.zeros(episodes)
+    for _ in range(task.max_steps):
+        action = agent.sample(task.env.observe_reference(state), rng)
+        nxt, reward, terminated = task.env.step_reference(state, action)
+        returns += np.where(alive, reward, 0.0)
+        state = np.where(alive[:, None], nxt, state)
+        alive &= ~terminated
+        if not alive.any():
+            break
+    return float(returns.mean())
+
+
 class _Agent:
     """Actor (the masked policy), critic and log-std in one flat vector for one optimizer."""
 
@@ -139,10 +180,18 @@ class _Agent:
         params = self.critic_layout.unflatten(self._split(self.theta)[1])
         return backprop.forward(self.critic, params, obs)[0][:, 0]
 
+    def sample(self, obs, rng):
+        """Actions sampled from the policy (no critic)."""
+        return self._sample(obs, rng)[0]
+
     def act(self, obs, rng):
         """Sampled actions, their log-probabilities, and the critic's values."""
+        action, logp = self._sample(obs, rng)
+        return action, logp, self.value(obs)
+
+    def _sample(self, obs, rng):
         actor, _, log_std = self._split(self.theta)
-        out, _ = backprop.forward(self.net, self.layout.unflatten(actor), obs)
+        out, _ = _actor_forward(self.net, self.layout.unflatten(actor), obs)
         if self.continuous:
             action = out[:, 0] + np.exp(log_std[0]) * rng.standard_normal(len(obs))
             logp = _gauss_logp(action, out[:, 0], log_std[0])
@@ -151,7 +200,7 @@ class _Agent:
             u = rng.random((len(obs), 1))
             action = (np.cumsum(np.exp(logp_all), axis=1) < u).sum(axis=1).clip(0, out.shape[1] - 1)
             logp = logp_all[np.arange(len(obs)), action]
-        return action, logp, self.value(obs)
+        return action, logp
 
     def loss_grad(self, mb):
         """Gradient of clipped-surrogate + vf_coef·value MSE − ent_coef·entropy on a minibatch."""
@@ -161,7 +210,7 @@ class _Agent:
         adv = mb["adv"]
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         a_params = self.layout.unflatten(actor)
-        out, tape = backprop.forward(self.net, a_params, mb["obs"])
+        out, tape = _actor_forward(self.net, a_params, mb["obs"])
         g_log_std = np.zeros_like(log_std)
         if self.continuous:
             mu, s = out[:, 0], log_std[0]
@@ -186,7 +235,7 @@ class _Agent:
             if cfg.ent_coef:
                 entropy = -(p * logp_all).sum(axis=1, keepdims=True)
                 dout += cfg.ent_coef / M * p * (logp_all + entropy)
-        g_actor = self.layout.flatten(backprop.backward(self.net, a_params, tape, dout))
+        g_actor = self.layout.flatten(_actor_backward(self.net, a_params, tape, dout))
         c_params = self.critic_layout.unflatten(critic)
         v, c_tape = backprop.forward(self.critic, c_params, mb["obs"])
         dv = 2 * cfg.vf_coef * (v - mb["ret"][:, None]) / M
@@ -229,6 +278,34 @@ class _Envs:
             self.t[done], self.ret[done] = 0, 0.0
         self.state = nxt
         return reward, terminated, truncated, last_obs, ep_returns
+
+
+def _actor_forward(net, params, x):
+    """``backprop.forward`` for tanh/relu policies; the paper's swish MLP here (output head linear)."""
+    if net.activation != "swish":
+        return backprop.forward(net, params, x)
+    h, tape = np.asarray(x, dtype=np.float64), []
+    for k in range(net.n_layers):
+        z = h @ params[f"dense_{k}/w"] + params[f"dense_{k}/b"]
+        tape.append((h, z))
+        h = z if k == net.n_layers - 1 else z * special.expit(z)
+    return h, ("swish", tape)
+
+
+def _actor_backward(net, params, tape, dout):
+    """Gradients of ``_actor_forward``; swish'(z) = s + z·s·(1 − s) with s = sigmoid(z)."""
+    if net.activation != "swish":
+        return backprop.backward(net, params, tape, dout)
+    grads, g = {}, np.asarray(dout, dtype=np.float64)
+    for k in reversed(range(net.n_layers)):
+        h_in, z = tape[1][k]
+        if k < net.n_layers - 1:
+            sig = special.expit(z)
+            g = g * (sig + z * sig * (1 - sig))
+        grads[f"dense_{k}/w"] = h_in.T @ g
+        grads[f"dense_{k}/b"] = g.sum(axis=0)
+        g = g @ params[f"dense_{k}/w"].T
+    return grads
 
 
 def _logsumexp(z):

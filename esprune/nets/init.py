@@ -16,6 +16,12 @@ def lecun_normal(rng: np.random.Generator, shape, fan_in: int) -> np.ndarray:
     return (z * np.sqrt(1.0 / fan_in) / _TRUNC_STD).astype(np.float32)
 
 
+def lecun_uniform(rng: np.random.Generator, shape, fan_in: int) -> np.ndarray:
+    """Uniform on ±√(3/fan_in), variance 1/fan_in: jax's ``lecun_uniform``, the paper's PPO (brax) kernels."""
+    limit = np.sqrt(3.0 / fan_in)
+    return ((2.0 * rng.random(shape) - 1.0) * limit).astype(np.float32)
+
+
 def uniform_bias(rng: np.random.Generator, shape, high: float = 0.05) -> np.ndarray:
     """Uniform on [0, high): the paper's hidden-layer (and control output) bias init."""
     return (rng.random(shape) * high).astype(np.float32)

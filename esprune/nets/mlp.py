@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
 
 from .. import backend as _backend
 from ..errors import ConfigError
 from ..ops import dense as ops
 from ..params import Layout, ParamSpec
 from .heads import HEADS, apply_head
-from .init import lecun_normal, tensor_rng, uniform_bias
+from .init import lecun_normal, lecun_uniform, tensor_rng, uniform_bias
 
 # A layer whose weight density is below this takes the sparse (gather) path. `esprune bench forward` on 2 cores
 # (README, "Performance"): sparse beats dense at every density < 1 once dense must scatter the active weights
@@ -21,16 +22,24 @@ class MLP:
     """``in_dim → hidden… → out_dim`` with ``activation`` between layers and ``head`` on the output.
 
     Parameters, in spec order: ``dense_k/w`` of shape ``(n_in, n_out)`` (prunable) then ``dense_k/b``.
+    ``swish`` (x·sigmoid(x), the paper's PPO policies) runs on the numpy reference path only: the batched
+    kernels implement tanh and relu. ``kernel_init`` ``lecun_uniform`` and ``bias="zeros"`` give the paper's
+    PPO policy init (brax's networks: U(±√(3/fan_in)) kernels, zero biases).
     """
 
     def __init__(self, in_dim: int, hidden=(64, 64), out_dim: int = 1, activation: str = "tanh",
-                 head: str = "linear", out_bias: str = "uniform"):
-        if activation not in ("tanh", "relu"):
-            raise ConfigError(f"unknown activation {activation!r}; choose tanh or relu")
+                 head: str = "linear", out_bias: str = "uniform", kernel_init: str = "lecun_normal",
+                 bias: str = "uniform"):
+        if activation not in ("tanh", "relu", "swish"):
+            raise ConfigError(f"unknown activation {activation!r}; choose tanh, relu or swish")
         if head not in HEADS:
             raise ConfigError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
-        if out_bias not in ("uniform", "zeros"):
-            raise ConfigError(f"unknown out_bias {out_bias!r}; choose uniform or zeros")
+        for key, value in (("out_bias", out_bias), ("bias", bias)):
+            if value not in ("uniform", "zeros"):
+                raise ConfigError(f"unknown {key} {value!r}; choose uniform or zeros")
+        if kernel_init not in ("lecun_normal", "lecun_uniform"):
+            raise ConfigError(f"unknown kernel_init {kernel_init!r}; choose lecun_normal or lecun_uniform")
+        self.kernel_init, self.bias = kernel_init, bias
         self.sizes = (int(in_dim), *(int(h) for h in hidden), int(out_dim))
         if min(self.sizes) < 1:
             raise ConfigError(f"every layer needs at least one unit, got sizes {self.sizes}")
@@ -43,12 +52,15 @@ class MLP:
         return len(self.sizes) - 1
 
     def init(self, seed: int) -> dict:
-        """The paper's init: LeCun-normal weights, biases uniform on [0, 0.05) (output bias per ``out_bias``)."""
+        """The paper's init: LeCun-normal weights, biases uniform on [0, 0.05) (output bias per ``out_bias``);
+        ``kernel_init="lecun_uniform"``, ``bias="zeros"``: the paper's PPO policy init."""
         params = {}
+        kernel = lecun_normal if self.kernel_init == "lecun_normal" else lecun_uniform
         for k, (n_in, n_out) in enumerate(zip(self.sizes, self.sizes[1:])):
-            params[f"dense_{k}/w"] = lecun_normal(tensor_rng(seed, 2 * k), (n_in, n_out), fan_in=n_in)
+            params[f"dense_{k}/w"] = kernel(tensor_rng(seed, 2 * k), (n_in, n_out), fan_in=n_in)
             last = k == self.n_layers - 1
-            params[f"dense_{k}/b"] = (np.zeros(n_out, np.float32) if last and self.out_bias == "zeros"
+            zeros = self.out_bias == "zeros" if last else self.bias == "zeros"
+            params[f"dense_{k}/b"] = (np.zeros(n_out, np.float32) if zeros
                                       else uniform_bias(tensor_rng(seed, 2 * k + 1), n_out))
         return params
 
@@ -59,6 +71,10 @@ class MLP:
         """
         be = _backend.get(backend)
         pop, x = self._check(layout, pop, x, be)
+        if self.activation == "swish":  # no batched kernel has it
+            if be.name == "cupy":
+                raise ConfigError("a swish network runs on the numpy reference path only; use backend numba or numpy")
+            return self.forward_reference(layout, be.to_numpy(pop), be.to_numpy(x))
         if be.name == "numpy":
             return self.forward_reference(layout, pop, x)
         xp = be.xp
@@ -90,7 +106,7 @@ class MLP:
         for k in range(self.n_layers):
             h = h @ params[f"dense_{k}/w"] + params[f"dense_{k}/b"][:, None, :]
             if k < self.n_layers - 1:
-                h = np.tanh(h) if self.activation == "tanh" else np.maximum(h, 0.0)
+                h = activate(h, self.activation)
         return apply_head(np, h, self.head).astype(np.float32)
 
     def _check(self, layout, pop, x, be):
@@ -101,7 +117,17 @@ class MLP:
         return be.xp.ascontiguousarray(pop), x
 
     def __repr__(self) -> str:
-        return f"MLP({'→'.join(map(str, self.sizes))}, {self.activation}, head={self.head})"
+        init = "" if (self.kernel_init, self.bias) == ("lecun_normal", "uniform") else f", {self.kernel_init}, {self.bias} biases"
+        return f"MLP({'→'.join(map(str, self.sizes))}, {self.activation}, head={self.head}{init})"
+
+
+def activate(h: np.ndarray, activation: str) -> np.ndarray:
+    """A hidden layer's nonlinearity in numpy: tanh, relu, or swish x·sigmoid(x) (flax's ``nn.swish``)."""
+    if activation == "tanh":
+        return np.tanh(h)
+    if activation == "relu":
+        return np.maximum(h, 0.0)
+    return h * special.expit(h)
 
 
 def check_inputs(spec, layout, pop, x, be):

@@ -2,7 +2,9 @@
 
 Every member sees the same reset states in a generation (common random numbers), drawn from esprune's
 counter-based noise: training episodes from ``(seed, generation)`` on the RESET stream, test episodes from the
-TEST_RESET stream, so a test score never reuses a training start.
+TEST_RESET stream, so a test score never reuses a training start. The test score averages ``test_episodes``
+returns: 32 by default, the paper's ``n_evaluations`` for the classic-control (gym) configs (its Brax configs use
+64).
 """
 from __future__ import annotations
 
@@ -18,28 +20,33 @@ from ..ops import rollout as ops
 from . import acrobot, cartpole, mountain_car, mountain_car_continuous, pendulum
 
 
+TEST_EPISODES = 32  # the published gym.yaml: eval_config n_evaluations 32 × test_n_repeats 1
+
+
 class ControlTask:
     """A classic-control environment. Discrete actions: argmax of the policy's outputs; continuous: its raw
     output, which the environment clips."""
 
     kind = "control"
 
-    def __init__(self, name, env, hidden=(64, 64), episodes: int = 8):
-        if int(episodes) < 1:
-            raise ConfigError(f"episodes must be at least 1, got {episodes}")
+    def __init__(self, name, env, hidden=(64, 64), episodes: int = 8, test_episodes: int = TEST_EPISODES):
+        for key, value in (("episodes", episodes), ("test_episodes", test_episodes)):
+            if int(value) < 1:
+                raise ConfigError(f"{key} must be at least 1, got {value}")
         self.name, self.env = name, env
         self.obs_dim, self.act_dim, self.max_steps = env.OBS_DIM, env.N_ACTIONS, env.MAX_STEPS
         self.obs_shape, self.continuous = (env.OBS_DIM,), env.CONTINUOUS
-        self.hidden, self.episodes = tuple(hidden), int(episodes)
+        self.hidden, self.episodes, self.test_episodes = tuple(hidden), int(episodes), int(test_episodes)
 
     def __repr__(self):
-        return f"{type(self).__name__}({self.name!r}, episodes={self.episodes})"
+        return f"{type(self).__name__}({self.name!r}, episodes={self.episodes}, test_episodes={self.test_episodes})"
 
     def describe(self) -> dict:
         """What ``esprune tasks`` lists."""
         return {"kind": self.kind, "obs_shape": list(self.obs_shape), "act_dim": self.act_dim,
                 "actions": "continuous (raw output, clipped)" if self.continuous else "discrete (argmax)",
-                "horizon": self.max_steps, "episodes": self.episodes, "default_net": repr(self.default_net())}
+                "horizon": self.max_steps, "episodes": self.episodes,
+                "test_episodes": self.test_episodes, "default_net": repr(self.default_net())}
 
     def default_net(self) -> MLP:
         """The paper's policy: obs → 2×64 tanh → one output per action (continuous: the action itself)."""
@@ -59,15 +66,21 @@ class ControlTask:
         episodes = self.episodes if episodes is None else int(episodes)
         return self._returns(net, layout, pop, self.resets(seed, generation, episodes), backend).mean(axis=1)
 
-    def score(self, net, layout, pop, seed: int, episodes: int = 16, backend="numba") -> np.ndarray:
-        """Test-time mean return per member on episodes training never sees."""
+    def score(self, net, layout, pop, seed: int, episodes: int | None = None, backend="numba") -> np.ndarray:
+        """Test-time mean return per member ``(P,)`` over ``episodes`` (default ``test_episodes``) episodes that
+        training never sees."""
+        episodes = self.test_episodes if episodes is None else int(episodes)
         resets = self.resets(seed, 0, episodes, noise.TEST_RESET)
         return self._returns(net, layout, pop, resets, backend).mean(axis=1)
 
     def _returns(self, net, layout, pop, resets, backend):
         be = _backend.get(backend)
-        if net.activation not in ("tanh", "relu") or net.sizes[0] != self.obs_dim or net.sizes[-1] != self.act_dim:
+        if net.activation not in ("tanh", "relu", "swish") or net.sizes[0] != self.obs_dim or net.sizes[-1] != self.act_dim:
             raise ConfigError(f"{self.name} needs a policy {self.obs_dim} → … → {self.act_dim}, got {net!r}")
+        if net.activation == "swish":  # the paper's PPO policy: no fused kernel has swish, so Python steps it
+            if be.name == "cupy":
+                raise ConfigError("a swish policy runs on the numpy reference path only; use backend numba or numpy")
+            return self.rollout_reference(net, layout, be.to_numpy(pop), resets)
         if be.name == "numpy":
             return self.rollout_reference(net, layout, be.to_numpy(pop), resets)
         # the whole episode in compiled code (on the device for cupy); only the returns come back
