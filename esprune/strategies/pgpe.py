@@ -21,8 +21,7 @@ SIGMA_RULES = {
 
 
 class PGPE(GaussianStrategy):
-    """PGPE: diagonal Gaussian, symmetric pairs, Adam on the mean, clipped σ ascent (sigma_rule: corrected or
-    evosax-0.1.4, the paper code's σ update)."""
+    """PGPE: diagonal Gaussian, symmetric pairs, Adam mean, clipped σ (sigma_rule evosax-0.1.4: the paper's; kmnist)."""
 
     name = "pgpe"
     defaults = {**ADAM_DEFAULTS, "elite_ratio": 1.0, "sigma_lrate": 0.1, "sigma_max_change": 0.2,
