@@ -4,9 +4,9 @@ from __future__ import annotations
 import inspect
 
 from ..errors import ConfigError
-from . import classify, control
+from . import classify, control, locomotion
 
-TASKS = {**control.TASKS, **classify.TASKS}
+TASKS = {**control.TASKS, **classify.TASKS, **locomotion.TASKS}
 
 
 def make(name: str, **options):
