@@ -339,3 +339,4 @@ def test_missing_mujoco_is_one_clear_error(monkeypatch):
     assert task.describe()["obs_shape"] == [11]  # listing tasks needs no MuJoCo
     with pytest.raises(UserError, match=r"esprune\[mujoco\]"):
         task.prepare()
+
