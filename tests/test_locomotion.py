@@ -340,3 +340,12 @@ def test_missing_mujoco_is_one_clear_error(monkeypatch):
     with pytest.raises(UserError, match=r"esprune\[mujoco\]"):
         task.prepare()
 
+
+
+def test_policy_on_the_cupy_path_steers_the_same_episodes(cupy_backend, rng):
+    """The policy forward on the device (host emulation of kernels/mlp.cu, or a GPU), physics on the CPU."""
+    task = tasks.make("Walker2d-v5", max_steps=15, episodes=2)
+    net, layout, pop = population(task, 3, rng)
+    on_device = task.evaluate(net, layout, cupy_backend.asarray(pop), seed=1, generation=0, backend="cupy")
+    # close, not bitwise: the device forward (kernels/mlp.cu) may round differently from the numba twin
+    np.testing.assert_allclose(on_device, task.evaluate(net, layout, pop, seed=1, generation=0), rtol=1e-3)
