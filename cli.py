@@ -474,9 +474,10 @@ def bench_tasks(repeats, as_json, out):
 @bench.command("generation")
 @click.option("--backend", "backends", multiple=True, type=click.Choice(["numba", "cupy"]),
               help="Backends to measure (repeatable); default: numba and, when usable, cupy.")
-@click.option("--workload", "workloads", multiple=True, type=click.Choice(["W1", "W2"]),
+@click.option("--workload", "workloads", multiple=True, type=click.Choice(["W1", "W2", "W3"]),
               help="W1: CartPole-v1, 4-64-64-2 tanh, Sep-CMA-ES, P=100, 8 episodes; W2: the MNIST CNN, SNES, "
-                   "P=128, batch 1024 (synthetic images). Default both.")
+                   "P=128, batch 1024 (synthetic images); W3: Ant-v5 on MuJoCo, Sep-CMA-ES, P=256, 8 episodes "
+                   "of 50 steps, beside MuJoCo's raw batched stepping (needs esprune[mujoco]). Default W1 W2.")
 @_bench_options(repeats=3, unit="generations per row")
 def bench_generation(backends, workloads, repeats, as_json, out):
     """Seconds per ES generation (ask → evaluate → tell) at density 1.0 and at IMP iteration 10's (0.8**10),

@@ -7,6 +7,8 @@ Workloads (fixed; README, "Performance"):
   environment steps taken and steps/s beside the seconds.
 - W2: the paper's MNIST CNN, SNES, P=128, batch 1024 of synthetic 28×28 images (the ``blobs`` task, so no
   download is needed; the arithmetic is that of MNIST).
+- W3: Ant-v5 on MuJoCo, Sep-CMA-ES, P=256, 8 episodes, beside MuJoCo's raw batched stepping rate of the same
+  worlds (``bench_locomotion``; needs the mujoco extra; only when asked for).
 Each at density 1.0 and at the density of IMP iteration 10 (0.8**10 ≈ 0.107), on every usable backend.
 """
 from __future__ import annotations
@@ -34,9 +36,17 @@ def generation(backends=None, densities=DENSITIES, repeats: int = 3, workloads=(
     """Seconds per generation (median over ``repeats`` generations after one warm-up generation)."""
     bes = backends_to_measure(backends or [n for n in ("numba", "cupy") if _usable(n)])
     peaks = peaks_of(bes)
-    jobs = [(w, be, d) for w in workloads for be in bes for d in densities]
+    # W3 (Ant on MuJoCo) is physics-bound: the policy's density changes nothing measurable, so dense only
+    jobs = [(w, be, d) for w in workloads for be in bes for d in densities if w != "W3" or d == 1.0]
     rows = []
     for n, (key, be, density) in enumerate(jobs):
+        if key == "W3":
+            from .bench_locomotion import w3_row
+
+            rows.append(w3_row(be, density, repeats))
+            if progress:
+                progress(n + 1, len(jobs), rows[-1])
+            continue
         name, task_name, options, strategy, hparams, P = WORKLOADS[key]
         task = tasks.make(task_name, **options)
         net = task.default_net()
@@ -133,7 +143,9 @@ def render(result: dict) -> str:
         sp, gpu = optional(r, "speedup_vs_dense", ".2f"), optional(r, "speedup_vs_numba", ".1f")
         lines.append(f"{r['workload']:<48}{r['backend']:<8}{r['density']:>8.3f}{r['median_s']:>10.3f}"
                      f"{r['min_s']:>9.3f}{r['max_s']:>9.3f}{rate:>18}{peak:>7}{sp:>9}{gpu:>8}")
-    return "\n".join(lines + render_estimate(result))
+    from .bench_locomotion import render_floor
+
+    return "\n".join(lines + render_floor(result["rows"]) + render_estimate(result))
 
 
 def render_estimate(result: dict) -> list[str]:

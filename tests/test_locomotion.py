@@ -349,3 +349,14 @@ def test_policy_on_the_cupy_path_steers_the_same_episodes(cupy_backend, rng):
     on_device = task.evaluate(net, layout, cupy_backend.asarray(pop), seed=1, generation=0, backend="cupy")
     # close, not bitwise: the device forward (kernels/mlp.cu) may round differently from the numba twin
     np.testing.assert_allclose(on_device, task.evaluate(net, layout, pop, seed=1, generation=0), rtol=1e-3)
+
+
+def test_bench_row_w3_runs_small_and_reports_its_floor():
+    from esprune import backend
+    from esprune.bench_generation import render
+    from esprune.bench_locomotion import w3_row
+
+    row = w3_row(backend.get("numba"), repeats=1, max_steps=3, popsize=4, episodes=2)
+    assert row["env_steps"] == 4 * 2 * 3 and row["floor_steps_per_s"] > 0
+    assert row["frac_floor"] == row["steps_per_s"] / row["floor_steps_per_s"]
+    assert "W3 floor" in render({"peak": {}, "rows": [row]})

@@ -188,8 +188,9 @@ def policy_on_one_thread(be):
     """The numba kernels of the policy on the calling thread only, while MuJoCo's pool steps the worlds.
 
     numba's OpenMP workers spin-wait after every parallel region, on the very cores MuJoCo's threads need
-    next (measured on 2 cores: 16 Hopper worlds stepped 4.6× slower beside them). The policy is about 1% of a
-    step's work (Ant, P·E = 2048: 19 MFLOP against ~0.3 s of physics), so it loses nothing by running alone.
+    next (on 2 cores, a small Hopper IMP run took 3.7× longer with both pools live: 11.9 s against 3.2 s). The
+    policy is a small part of a step (Ant, P·E = 2048: 19 MFLOP, a few ms, against 0.3–1 s of physics), so it
+    loses little by running alone.
     """
     if be.name != "numba":
         yield
