@@ -65,6 +65,13 @@ PRESETS.update({
     for key, task in _BODIES.items()})
 PRESETS["ant-heavy"] = ("the paper's task-transfer target: Ant with a 1.5× heavier torso (Brax's 10 → 15 kg), "
                         "otherwise the ant preset", _locomotion("Ant-v5", torso_mass_scale=1.5))
+PRESETS["ant-snes"] = ("the ant preset with SNES (the paper's tuned temperature 16, σ_init 0.1)",
+                       {**_locomotion("Ant-v5"), "strategy": "snes",
+                        "strategy_options": {"sigma_init": 0.1, "temperature": 16.0, "mean_decay": 1e-5}})
+PRESETS["ant-des"] = ("the ant preset with DES (temperature 12.5, σ_init 0.1): the paper's ES-transfer target for "
+                      "Sep-CMA-ES tickets on Ant",
+                      {**_locomotion("Ant-v5"), "strategy": "des",
+                       "strategy_options": {"sigma_init": 0.1, "temperature": 12.5, "mean_decay": 1e-5}})
 PRESETS["hopper-cpu"] = ("a CPU-budget IMP run on Hopper-v5: Sep-CMA-ES, P=32, 60 generations, 4 × 200-step "
                          "episodes, 6 iterations keeping 0.6",
                          {**_locomotion("Hopper-v5"), "popsize": 32, "generations": 60, "eval_every": 20,
