@@ -87,19 +87,27 @@ class Experiment:
         es = strategies.make(cfg["strategy"], layout.dim, cfg["popsize"], seed=seed, backend=cfg["backend"],
                              **cfg["strategy_options"])
         g0 = int(ck["generation"])
+        stateful = hasattr(self.task, "state_dict")  # a task with state of its own (observation statistics)
+        if stateful:
+            self.task.reset_state()
         if g0:  # continue inside the iteration
             es.load_state_dict(ck["strategy"])
+            if stateful:
+                self.task.load_state_dict(_prefixed(ck, "task_"))
             train, evals = list(map(tuple, ck["train"])), list(map(tuple, ck["evals"]))
             best = {"mean": ck.get("best_mean"), "std": ck.get("best_std"), "score": float(ck["best_score"]),
                     "generation": int(ck["best_generation"])}
         else:
             es.mean = layout.flatten({n: np.asarray(v, dtype=np.float64) for n, v in init.items()})
             train, evals, best = [], [], {"mean": None, "std": None, "score": -np.inf, "generation": -1}
+        if stateful:  # the task's state at the best test score: stored with the best mean
+            best["task"] = _prefixed(ck, "best_task_") if g0 else None
+        train_kw = {"update_norm": True} if stateful else {}
         seconds, clock = float(ck["seconds"]), time.perf_counter()
         sparsity = mask.sparsity()
         for g in range(g0, self.G):
             fitness = np.asarray(self.task.evaluate(self.net, layout, es.ask(), seed=seed, generation=g,
-                                                    backend=cfg["backend"]), dtype=np.float64)
+                                                    backend=cfg["backend"], **train_kw), dtype=np.float64)
             es.tell(fitness)
             finite = fitness[np.isfinite(fitness)]
             train.append((finite.mean(), finite.max()) if finite.size else (np.nan, np.nan))
@@ -111,6 +119,8 @@ class Experiment:
                 if score > best["score"] or best["mean"] is None:
                     best = {"mean": self._full(layout, mean), "std": self._full(layout, es.be.to_numpy(es.std)),
                             "score": score, "generation": done}
+                    if stateful:
+                        best["task"] = self.task.state_dict()
             if progress:
                 progress(k, done, best["score"], sparsity)
             if done % cfg["checkpoint_every"] == 0 and done < self.G:
@@ -168,6 +178,9 @@ class Experiment:
             results = {"final_mean": final_mean, "final_std": final_std, "best_mean": best["mean"],
                        "best_std": best["std"], "train": np.asarray(train, dtype=np.float64).reshape(-1, 2),
                        "evals": np.asarray(evals, dtype=np.float64).reshape(-1, 2)}
+            if hasattr(self.task, "state_dict") and self.trainer is None:  # observation statistics, final and best
+                results.update(_with_prefix(self.task.state_dict(), "final_task_"))
+                results.update(_with_prefix(best.get("task") or {}, "best_task_"))
             for name, value in results.items():
                 if name in g:
                     del g[name]
@@ -200,6 +213,10 @@ class Experiment:
                     {"iteration": k, "generation": generation, "seconds": seconds, "finished": False,
                      "best_score": best["score"], "best_generation": best["generation"]})
         write_strategy_state(f["checkpoint"], es.state_dict())
+        if hasattr(self.task, "state_dict"):
+            for name, value in {**_with_prefix(self.task.state_dict(), "task_"),
+                                **_with_prefix(best.get("task") or {}, "best_task_")}.items():
+                f["checkpoint"].create_dataset(name, data=value)
 
     def _source_ticket(self, k) -> prune.Ticket:
         """Iteration k's ticket of the transfer source run, as it was stored there."""
@@ -230,6 +247,16 @@ class Experiment:
     def _score(self, layout, mean) -> float:
         return float(self.task.score(self.net, layout, self._member(mean), seed=self.cfg["seed"],
                                      backend=self.cfg["backend"])[0])
+
+
+def _with_prefix(state: dict, prefix: str) -> dict:
+    return {prefix + k: v for k, v in state.items()}
+
+
+def _prefixed(stored: dict, prefix: str) -> dict | None:
+    """The entries of ``stored`` named ``prefix + key``, as ``{key: value}`` (None when there are none)."""
+    found = {k[len(prefix):]: v for k, v in stored.items() if k.startswith(prefix)}
+    return found or None
 
 
 def _test_kill_hook(k: int, generation: int) -> None:
