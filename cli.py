@@ -686,10 +686,12 @@ def bench_tasks(repeats, threads, compare_to, as_json, out):
 @bench.command("generation")
 @click.option("--backend", "backends", multiple=True, type=click.Choice(["numba", "cupy"]),
               help="Backends to measure (repeatable); default: numba and, when usable, cupy.")
-@click.option("--workload", "workloads", multiple=True, type=click.Choice(["W1", "W1-full", "W2"]),
+@click.option("--workload", "workloads", multiple=True, type=click.Choice(["W1", "W1-full", "W2", "W3"]),
               help="W1: CartPole-v1, 4-64-64-2 tanh, Sep-CMA-ES, P=100, 8 episodes, learning from the init; "
                    "W1-full: the same with a balancing policy, every episode 500 steps (constant work); W2: the "
-                   "MNIST CNN, SNES, P=128, batch 1024 (synthetic images). Default all three.")
+                   "MNIST CNN, SNES, P=128, batch 1024 (synthetic images); W3: Ant-v5 on MuJoCo, Sep-CMA-ES, P=256, 8 "
+                   "episodes of 50 steps, beside MuJoCo's raw batched stepping (needs esprune[mujoco]). Default "
+                   "W1, W1-full, W2.")
 @click.option("--density", "densities", multiple=True, type=click.FloatRange(0.0, 1.0, min_open=True),
               help="Densities (repeatable); default 1.0 and 0.8**10 (W2 also 0.05).")
 @_bench_options(repeats=5, unit="generations per row")

@@ -111,9 +111,9 @@ class Sharded(Experiment):
     comm = None
     bytes_sent = bytes_received = 0
 
-    def _fitness(self, es, layout, seed, generation, timer):
+    def _fitness(self, es, layout, seed, generation, timer, **train_kw):
         if self.comm is None or self.comm.size == 1:
-            return super()._fitness(es, layout, seed, generation, timer)
+            return super()._fitness(es, layout, seed, generation, timer, **train_kw)
         with timer.phase("evaluate"):  # this rank's ask, its members' evaluation and the allgather
             fitness, sent, received = gather_fitness(self.comm, self.task, self.net, layout, es, seed, generation,
                                                      self.cfg["backend"])
@@ -169,6 +169,12 @@ def _check(config: dict, ranks: int) -> None:
     if config.get("trainer", "es") != "es":
         raise ConfigError("MPI splits an ES population over ranks; a gradient-descent run (trainer gd) runs in "
                           "one process: start it without mpiexec")
+    from . import tasks
+
+    if hasattr(tasks.make(config["task"], **config["task_options"]), "state_dict"):
+        raise ConfigError(f"{config['task']} keeps running observation statistics that every training rollout "
+                          "updates; split over ranks, each rank would see only its members' rollouts and the "
+                          "ranks would drift apart: run it without mpiexec (or sweep over ranks instead)")
     if config["popsize"] < ranks:
         raise ConfigError(f"popsize {config['popsize']} is smaller than the {ranks} MPI ranks: every rank needs "
                           "at least one member; use fewer ranks")

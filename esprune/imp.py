@@ -114,19 +114,27 @@ class Experiment:
         es = strategies.make(cfg.strategy, layout.dim, cfg.popsize, seed=seed, backend=cfg.backend,
                              **cfg.strategy_options)
         g0 = int(ck["generation"])
+        stateful = hasattr(self.task, "state_dict")  # a task with state of its own (observation statistics)
+        if stateful:
+            self.task.reset_state()
         if g0:  # continue inside the iteration
             es.load_state_dict(ck["strategy"])
+            if stateful:
+                self.task.load_state_dict(_prefixed(ck, "task_"))
             train, evals = list(map(tuple, ck["train"])), list(map(tuple, ck["evals"]))
             best = {"mean": ck.get("best_mean"), "std": ck.get("best_std"), "score": float(ck["best_score"]),
                     "generation": int(ck["best_generation"])}
         else:
             es.mean = layout.flatten({n: np.asarray(v, dtype=np.float64) for n, v in ticket.init.items()})
             train, evals, best = [], [], {"mean": None, "std": None, "score": -np.inf, "generation": -1}
+        if stateful:  # the task's state at the best test score: stored with the best mean
+            best["task"] = _prefixed(ck, "best_task_") if g0 else None
+        train_kw = {"update_norm": True} if stateful else {}
         seconds, clock = float(ck["seconds"]), time.perf_counter()
         sparsity = ticket.mask.sparsity()
         timer = timing.PhaseTimer()
         for g in range(g0, self.G):
-            fitness = self._fitness(es, layout, seed, g, timer)
+            fitness = self._fitness(es, layout, seed, g, timer, **train_kw)
             timer.unit, units, flops = timing.work_of(self.task, self.net, layout, cfg.popsize)
             timer.add_work(units, flops)
             with timer.phase("tell"):
@@ -141,26 +149,30 @@ class Experiment:
                 if score > best["score"] or best["mean"] is None:
                     best = {"mean": self._full(layout, mean), "std": self._full(layout, es.be.to_numpy(es.std)),
                             "score": score, "generation": done}
+                    if stateful:
+                        best["task"] = self.task.state_dict()
             if progress:
                 progress(k, done, best["score"], sparsity)
             if done % cfg.checkpoint_every == 0 and done < self.G:
                 with timer.phase("commit"):
+                    task_state = None if not stateful else {**_with_prefix(self.task.state_dict(), "task_"),
+                                                            **_with_prefix(best.get("task") or {}, "best_task_")}
                     self.run.write_checkpoint(k, done, seconds + time.perf_counter() - clock, es.state_dict(),
-                                              train, evals, best)
+                                              train, evals, best, task_state)
             kill_point(k, done)
         seconds += time.perf_counter() - clock
         self._finish(k, layout, ticket, es.be.to_numpy(es.mean), es.be.to_numpy(es.std), seed, train, evals, best,
                      seconds, timer.record())
 
-    def _fitness(self, es, layout, seed, generation, timer) -> np.ndarray:
-        """This generation's fitness ``(P,)`` float64: ask, evaluate every member, each timed by ``timer``.
-        (The one hook of distributed runs: ``distributed.Sharded`` evaluates one rank's members and gathers
-        the rest.)"""
+    def _fitness(self, es, layout, seed, generation, timer, **train_kw) -> np.ndarray:
+        """This generation's fitness ``(P,)`` float64: ask, evaluate every member, each timed by ``timer``
+        (``train_kw``: ``update_norm=True`` for a task whose training rollouts update its own state). (The one
+        hook of distributed runs: ``distributed.Sharded`` evaluates one rank's members and gathers the rest.)"""
         with timer.phase("ask"):
             pop = es.ask()
         with timer.phase("evaluate"):
             return np.asarray(self.task.evaluate(self.net, layout, pop, seed=seed, generation=generation,
-                                                 backend=self.cfg.backend), dtype=np.float64)
+                                                 backend=self.cfg.backend, **train_kw), dtype=np.float64)
 
     def _gd_iteration(self, k, layout, ticket, seed, progress):
         """Train the ticket by gradient descent. No checkpoints inside: a crash repeats the iteration from
@@ -207,6 +219,9 @@ class Experiment:
         results = {"final_mean": final_mean, "final_std": final_std, "best_mean": best["mean"],
                    "best_std": best["std"], "train": np.asarray(train, dtype=np.float64).reshape(-1, 2),
                    "evals": np.asarray(evals, dtype=np.float64).reshape(-1, 2)}
+        if hasattr(self.task, "state_dict") and self.trainer is None:  # observation statistics, final and best
+            results.update(_with_prefix(self.task.state_dict(), "final_task_"))
+            results.update(_with_prefix(best.get("task") or {}, "best_task_"))
         attrs = {**{n: v for n, v in row.items() if n not in ("iteration", "threshold")}, "seed": seed,
                  "best_generation": best["generation"]}
         self.run.finish_iteration(k, results, attrs, row, nxt, timing=profile)
@@ -231,3 +246,13 @@ class Experiment:
     def _score(self, layout, mean) -> float:
         return float(self.task.score(self.net, layout, self._member(mean), seed=self.cfg.seed,
                                      backend=self.cfg.backend)[0])
+
+
+def _with_prefix(state: dict, prefix: str) -> dict:
+    return {prefix + k: v for k, v in state.items()}
+
+
+def _prefixed(stored: dict, prefix: str) -> dict | None:
+    """The entries of ``stored`` named ``prefix + key``, as ``{key: value}`` (None when there are none)."""
+    found = {k[len(prefix):]: v for k, v in stored.items() if k.startswith(prefix)}
+    return found or None

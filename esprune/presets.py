@@ -10,6 +10,22 @@ _GYM_SEP_CMA = {"strategy": "sep_cma_es", "popsize": 100, "generations": 2000, "
                 "iterations": 20, "keep": 0.8, "strategy_options": {"sigma_init": 0.1, "elite_ratio": 0.5,
                                                                     "mean_decay": 1e-4, "ties": "index"}}
 
+# Brax locomotion in the paper (PAPER.md): P = 256, 3000 generations, 8 training and 64 test episodes of 500
+# steps, observation normalization, mean_decay 1e-5; Sep-CMA-ES with the tuned elite ratio 0.5 and σ_init 0.1.
+# The bodies are Gymnasium v5's on MuJoCo (Brax v1 no longer runs); their rewards are Gymnasium's, not Brax's.
+_LOCOMOTION = {"strategy": "sep_cma_es", "popsize": 256, "generations": 3000, "eval_every": 100,
+               "iterations": 20, "keep": 0.8,
+               "strategy_options": {"sigma_init": 0.1, "elite_ratio": 0.5, "mean_decay": 1e-5}}
+
+
+def _locomotion(task: str, **task_options) -> dict:
+    return {"task": task, **_LOCOMOTION,
+            "task_options": {"episodes": 8, "test_episodes": 64, "max_steps": 500, **task_options}}
+
+
+_BODIES = {"ant": "Ant-v5", "halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5",
+           "reacher": "Reacher-v5", "humanoid": "Humanoid-v5"}
+
 PRESETS = {
     "demo": ("CartPole-v1, Sep-CMA-ES, SNR pruning to 99.3% sparsity in a few minutes on 2 cores",
              {"task": "CartPole-v1", "strategy": "sep_cma_es", "prune": "snr", "popsize": 32, "generations": 50,
@@ -47,6 +63,24 @@ PRESETS = {
                     {"task": "CartPole-v1", "trainer": "gd", "prune": "magnitude", "iterations": 20, "keep": 0.8,
                      "gd_options": {"timesteps": 200_000, "target": 475.0}}),
 }
+PRESETS.update({
+    key: (f"the paper's Brax-locomotion setting on {task} (MuJoCo): Sep-CMA-ES, P=256, 3000 generations, "
+          "8 × 500-step episodes, obs normalization", _locomotion(task))
+    for key, task in _BODIES.items()})
+PRESETS["ant-heavy"] = ("the paper's task-transfer target: Ant with a 1.5× heavier torso (Brax's 10 → 15 kg), "
+                        "otherwise the ant preset", _locomotion("Ant-v5", torso_mass_scale=1.5))
+PRESETS["ant-snes"] = ("the ant preset with SNES (the paper's tuned temperature 16, σ_init 0.1)",
+                       {**_locomotion("Ant-v5"), "strategy": "snes",
+                        "strategy_options": {"sigma_init": 0.1, "temperature": 16.0, "mean_decay": 1e-5}})
+PRESETS["ant-des"] = ("the ant preset with DES (temperature 12.5, σ_init 0.1): the paper's ES-transfer target for "
+                      "Sep-CMA-ES tickets on Ant",
+                      {**_locomotion("Ant-v5"), "strategy": "des",
+                       "strategy_options": {"sigma_init": 0.1, "temperature": 12.5, "mean_decay": 1e-5}})
+PRESETS["hopper-cpu"] = ("a CPU-budget IMP run on Hopper-v5: Sep-CMA-ES, P=32, 60 generations, 4 × 200-step "
+                         "episodes, 6 iterations keeping 0.6",
+                         {**_locomotion("Hopper-v5"), "popsize": 32, "generations": 60, "eval_every": 20,
+                          "checkpoint_every": 20, "iterations": 6, "keep": 0.6,
+                          "task_options": {"episodes": 4, "test_episodes": 8, "max_steps": 200}})
 
 
 def get(name: str) -> dict:

@@ -26,7 +26,8 @@ Layout (plain h5py reads it; parameter vectors cover every tensor of the network
                         timing (JSON: ask_s, evaluate_s, tell_s, commit_s, work, work_unit, generations, gflops)
     /checkpoint         where to continue: attrs iteration, generation, seconds, finished
     RUN.h5.checkpoint   (side file) attrs run_id, iteration, generation, seconds, best_score,
-                        best_generation; strategy/ (the live ES state), train, evals, best_mean, best_std
+                        best_generation; strategy/ (the live ES state), train, evals, best_mean, best_std;
+                        task_state/ (a task's own state, e.g. task_obs_mean, best_task_obs_mean)
 """
 from __future__ import annotations
 
@@ -196,8 +197,9 @@ class RunFile:
 
     # ------------------------------------------------------------------------------------------ typed writers
     def write_checkpoint(self, k: int, generation: int, seconds: float, strategy_state: dict, train, evals,
-                         best: dict) -> None:
-        """The live state inside iteration ``k`` after ``generation`` generations (the side file)."""
+                         best: dict, task_state: dict | None = None) -> None:
+        """The live state inside iteration ``k`` after ``generation`` generations (the side file); ``task_state``:
+        named arrays of a task's own state (observation statistics), read back by ``checkpoint()`` by name."""
         run_id = self._run_id()
 
         def write(f):
@@ -209,6 +211,8 @@ class RunFile:
             scalars = {key: (v.item() if hasattr(v, "item") else v) for key, v in strategy_state.items()
                        if key not in arrays}
             _write_group(f, "strategy", arrays, {"scalars": json.dumps(scalars)})
+            if task_state:
+                _write_group(f, "task_state", {name: np.asarray(v) for name, v in task_state.items()})
 
         self._commit_side(write)
 
@@ -325,6 +329,8 @@ class RunFile:
                 out = {**dict(f.attrs), **{n: f["curves"][n][()] for n in f["curves"]}}
                 s = f["strategy"]
                 out["strategy"] = {**json.loads(s.attrs["scalars"]), **{n: s[n][()] for n in s}}
+                if "task_state" in f:
+                    out.update({n: f["task_state"][n][()] for n in f["task_state"]})
                 out["run_id"] = str(out["run_id"])
                 return out
         except (OSError, KeyError, ValueError):

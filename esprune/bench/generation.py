@@ -10,6 +10,8 @@ Workloads (fixed; README, "Performance"):
   stable row to compare runs and machines on.
 - W2: the paper's MNIST CNN, SNES, P=128, batch 1024 of synthetic 28×28 images (the ``blobs`` task, so no
   download is needed; the arithmetic is that of MNIST).
+- W3: Ant-v5 on MuJoCo, Sep-CMA-ES, P=256, 8 episodes, beside MuJoCo's raw batched stepping rate of the same
+  worlds (``bench.locomotion``; needs the mujoco extra; only when asked for; dense only).
 Each at density 1.0 and at the density of IMP iteration 10 (0.8**10 ≈ 0.107), W2 also at 0.05, on every usable
 backend. FLOPs count 2 × active weights per member and env step (W1), or 2 × active multiply-adds per image
 (W2): biases, activations, pooling and the environment are not counted.
@@ -42,10 +44,17 @@ def generation(backends=None, repeats: int = 5, workloads=("W1", "W1-full", "W2"
     or image, and GFLOP/s against the matmul peak measured in the same run."""
     bes = backends_to_measure(backends or [n for n in ("numba", "cupy") if _backend.probe()[n][0]])
     peaks = peaks_of(bes)
-    jobs = [(w, be, d) for w in workloads for be in bes for d in (densities or WORKLOADS[w][6])]
+    # W3 (Ant on MuJoCo) is physics-bound: the policy's density changes nothing measurable, so dense only
+    jobs = [(w, be, d) for w in workloads for be in bes
+            for d in ((1.0,) if w == "W3" else (densities or WORKLOADS[w][6]))]
     rows = []
     for n, (key, be, density) in enumerate(jobs):
-        rows.append(_row(key, be, density, repeats, peaks))
+        if key == "W3":
+            from .locomotion import w3_row
+
+            rows.append(w3_row(be, density, repeats))
+        else:
+            rows.append(_row(key, be, density, repeats, peaks))
         if progress:
             progress(n + 1, len(jobs), rows[-1])
     _ratios(rows)
@@ -149,4 +158,7 @@ COLUMNS = [("workload", 50, "workload", ""), ("backend", 8, "backend", ""), ("de
 def render(result: dict) -> str:
     estimate = [f"paper-size MNIST IMP (21 iterations × 4000 generations) on {b}: ~{e['hours']:.1f} h ({e['model']})"
                 for b, e in result.get("paper_mnist_imp", {}).items()]
-    return "\n".join(render_peaks(result) + [table(result["rows"], COLUMNS)] + estimate)
+    from .locomotion import render_floor
+
+    return "\n".join(render_peaks(result) + [table(result["rows"], COLUMNS)] + render_floor(result["rows"])
+                     + estimate)
