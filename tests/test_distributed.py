@@ -72,9 +72,12 @@ def test_launcher_environment_gives_size_and_rank(monkeypatch):
 
 def test_runs_that_cannot_be_sharded_are_refused():
     with pytest.raises(ConfigError, match="smaller than the 4 MPI ranks"):
-        distributed._check({"trainer": "es", "popsize": 3}, 4)
+        distributed._check({"trainer": "es", "popsize": 3, "task": "CartPole-v1", "task_options": {}}, 4)
     with pytest.raises(ConfigError, match="gradient-descent"):
         distributed._check({"trainer": "gd", "popsize": 100}, 2)
+    pytest.importorskip("mujoco")
+    with pytest.raises(ConfigError, match="observation statistics"):  # ranks would drift apart
+        distributed._check({"trainer": "es", "popsize": 8, "task": "Hopper-v5", "task_options": {}}, 2)
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ import numpy as np
 from .. import backend as _backend
 from .. import noise
 from ..errors import ConfigError
+from ..optim import adam_step
 
 # Fitness shaping and decay options every strategy accepts (PAPER.md, "The five strategies").
 SHAPING_DEFAULTS = {"centered_rank": False, "z_score": False, "norm_range": False, "w_decay": 0.0,
@@ -301,14 +302,6 @@ class GaussianStrategy(Strategy):
     @property
     def std(self):
         return self.sigma * self.xp.ones(self.dim)
-
-
-def adam_step(grad, m, v, t: int, lrate: float, beta1: float, beta2: float, eps: float):
-    """One bias-corrected Adam descent step along ``grad`` (t counts from 1). Returns (step, m, v)."""
-    m = (1 - beta1) * grad + beta1 * m
-    v = (1 - beta2) * grad * grad + beta2 * v
-    m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
-    return -lrate * m_hat / (v_hat**0.5 + eps), m, v
 
 
 def optimizer_step(hp: dict, grad, m, v, t: int, lrate: float):
