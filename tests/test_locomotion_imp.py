@@ -49,3 +49,19 @@ def test_imp_stores_and_resumes_the_observation_statistics(tmp_path):
         # 6 generations × 8 members × 2 episodes, each counting its length − 1 observations
         assert 0 < g["final_task_obs_steps"][()] <= 6 * 8 * 2 * 14
         assert g["final_task_obs_mean"].shape == (11,) and g["best_task_obs_var"].shape == (11,)
+
+
+def test_analyses_evaluate_a_solution_with_its_stored_observation_statistics(tmp_path):
+    from esprune import config
+    from esprune.analysis import solutions
+    from esprune.imp import Experiment
+    from esprune.store import RunFile
+
+    path = tmp_path / "run.h5"
+    Experiment.start(config.resolve({**IMP_SMALL, "iterations": 0, "generations": 2}), path).execute()
+    stored = RunFile.open(path).iteration(0)
+    for which in ("final", "best"):
+        state = solutions.load(path, 0, which).task.state_dict()
+        assert state["obs_steps"] > 0  # not a fresh normaliser
+        for key, value in state.items():
+            np.testing.assert_array_equal(value, stored[f"{which}_task_{key}"])

@@ -23,10 +23,16 @@ class Solution:
     mask: Mask
     std_full: np.ndarray | None
     sparsity: float
+    task_state: dict | None = None  # a task's own state stored with this solution (observation statistics)
 
     @cached_property
     def task(self):
-        return tasks.make(self.config["task"], **self.config["task_options"])
+        """The run's task; one with state of its own (locomotion's observation statistics) holds the state
+        stored with this solution, so that evaluations see the observations the solution was trained on."""
+        task = tasks.make(self.config["task"], **self.config["task_options"])
+        if self.task_state and hasattr(task, "load_state_dict"):
+            task.load_state_dict(self.task_state)
+        return task
 
     @cached_property
     def net(self):
@@ -65,8 +71,10 @@ def load(path, iteration: int, which: str = "final") -> Solution:
     full_mask = from_vector(spec, it["mask"].astype(bool))
     mask = Mask({n: full_mask[n] for n in spec.prunable_names}, spec)
     std = it.get(f"{which}_std")
+    prefix = f"{which}_task_"
+    state = {k[len(prefix):]: v for k, v in it.items() if k.startswith(prefix)} or None
     return Solution(str(path), run.config, iteration, np.asarray(it[f"{which}_mean"], dtype=np.float64), mask,
-                    None if std is None else np.asarray(std, dtype=np.float64), mask.sparsity())
+                    None if std is None else np.asarray(std, dtype=np.float64), mask.sparsity(), state)
 
 
 def _ranges(values) -> str:
