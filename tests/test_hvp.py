@@ -146,3 +146,14 @@ def test_a_loss_without_complex_support_is_refused_with_the_way_out(rng):
     real_only.hvp = lambda out, y, r: 2 * r / r.size  # the way out: the loss says its own curvature
     np.testing.assert_allclose(Objective(obj.net, obj.layout, obj.x, obj.y, real_only).hvp(theta, np.ones(obj.dim)),
                                obj.hvp(theta, np.ones(obj.dim)), rtol=1e-14)
+
+
+def test_backprop_refuses_activations_it_has_no_derivative_for():
+    """A swish MLP (PPO's paper policy) must not be differentiated as if it were relu."""
+    net = MLP(3, (4,), 2, activation="swish")
+    params = {k: v.astype(np.float64) for k, v in net.init(0).items()}
+    x = np.ones((2, 3))
+    with pytest.raises(TypeError, match="swish"):
+        backprop.forward(net, params, x)
+    with pytest.raises(TypeError, match="swish"):
+        backprop.r_forward(net, params, params, x)

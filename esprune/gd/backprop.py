@@ -39,6 +39,7 @@ def forward(net, params: dict, x):
         mlp = net
     else:
         raise TypeError(f"no backward pass for {type(net).__name__}")
+    _check_activation(mlp)
     for k in range(mlp.n_layers):
         z = h @ params[f"dense_{k}/w"] + params[f"dense_{k}/b"]
         last = k == mlp.n_layers - 1
@@ -108,6 +109,7 @@ def r_forward(net, params: dict, tangent: dict, x):
         mlp = net
     else:
         raise TypeError(f"no backward pass for {type(net).__name__}")
+    _check_activation(mlp)
     for k in range(mlp.n_layers):
         w, v = params[f"dense_{k}/w"], tangent[f"dense_{k}/w"]
         z = h @ w + params[f"dense_{k}/b"]
@@ -269,3 +271,10 @@ def _max_pool_backward(g, where, a_shape, p):
     rows = win.reshape(B, C, Ho, Wo, p, p).transpose(0, 1, 2, 4, 3, 5)
     out[:, :, :Ho * p, :Wo * p] = rows.reshape(B, C, Ho * p, Wo * p)
     return out
+
+
+def _check_activation(mlp) -> None:
+    """Only tanh and relu hidden layers have a backward and R-operator pass here (swish, PPO's paper policy,
+    is differentiated in ``ppo.py``): refuse the others rather than treat them as relu."""
+    if mlp.activation not in ("tanh", "relu"):
+        raise TypeError(f"no backward pass for {mlp.activation} hidden layers (tanh and relu only)")

@@ -18,16 +18,16 @@ import importlib
 import numpy as np
 
 from .. import backend as _backend
-from .. import noise
 from ..errors import ConfigError, UserError
 from ..nets import MLP
+from .episodes import NormalizedEpisodes
 from .mujoco_worlds import episode_seed
 from .obs_norm import ObsNormalizer
 
 PREFIX = "gym:"
 
 
-class GymVectorTask:
+class GymVectorTask(NormalizedEpisodes):
     kind = "gym"
 
     def __init__(self, env_id: str, episodes: int = 8, test_episodes: int = 16, max_steps: int | None = None,
@@ -99,39 +99,7 @@ class GymVectorTask:
         obs_dim, act_dim, continuous, _ = self.prepare()
         return MLP(obs_dim, self.hidden, act_dim, activation="tanh", head="tanh" if continuous else "linear")
 
-    # ------------------------------------------------------------------------------------------ state
-    def state_dict(self) -> dict:
-        self.prepare()
-        return self.norm.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.prepare()
-        self.norm.load_state_dict(state)
-
-    def reset_state(self) -> None:
-        self.prepare()
-        self.norm.reset()
-
-    # ------------------------------------------------------------------------------------------ scoring
-    def episode_words(self, seed: int, generation: int, episodes: int, stream: int = noise.RESET) -> np.ndarray:
-        return noise.philox_uint32(seed, generation, episodes, 2, stream=stream)
-
-    def evaluate(self, net, layout, pop, seed: int, generation: int = 0, episodes: int | None = None,
-                 backend="numba", update_norm: bool = False) -> np.ndarray:
-        """Mean return per member ``(P,)`` over this generation's shared training episodes."""
-        words = self.episode_words(seed, generation, self.episodes if episodes is None else int(episodes))
-        self.prepare()
-        acc = self.norm.accumulator() if update_norm else None
-        returns = self.rollout(net, layout, pop, words, backend, acc)
-        if acc is not None:
-            self.norm.update(acc)
-        return returns.mean(axis=1)
-
-    def score(self, net, layout, pop, seed: int, episodes: int | None = None, backend="numba") -> np.ndarray:
-        words = self.episode_words(seed, 0, self.test_episodes if episodes is None else int(episodes),
-                                   noise.TEST_RESET)
-        return self.rollout(net, layout, pop, words, backend).mean(axis=1)
-
+    # ------------------------------------------------------------------------------------------ rollouts
     def rollout(self, net, layout, pop, words, backend="numba", acc=None, lengths=None) -> np.ndarray:
         """Returns ``(P, E)`` of every member on the episodes seeded by ``words``; ``acc`` and ``lengths`` as in
         ``LocomotionTask.rollout``."""

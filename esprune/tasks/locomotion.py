@@ -19,15 +19,15 @@ import functools
 import numpy as np
 
 from .. import backend as _backend
-from .. import noise
 from ..errors import ConfigError
 from ..nets import MLP
+from .episodes import NormalizedEpisodes
 from .mujoco_bodies import BODIES
 from .mujoco_worlds import Worlds, episode_rngs, load_model, physics_threads, require
 from .obs_norm import ObsNormalizer
 
 
-class LocomotionTask:
+class LocomotionTask(NormalizedEpisodes):
     """One Gymnasium v5 body. Actions: the policy's tanh outputs in [−1, 1] (MuJoCo clamps to the actuators'
     ctrlrange, as in Gymnasium)."""
 
@@ -67,7 +67,7 @@ class LocomotionTask:
         """The paper's locomotion policy (evojax MLPPolicy, brax config): obs → 32 → 32 tanh → tanh actions."""
         return MLP(self.obs_dim, self.hidden, self.act_dim, activation="tanh", head="tanh")
 
-    # ------------------------------------------------------------------------------------------ state
+    # ------------------------------------------------------------------------------------------ the model
     def prepare(self):
         """Load the model now: a missing ``mujoco`` is a one-line error before any work."""
         return self.model
@@ -83,42 +83,7 @@ class LocomotionTask:
             self._model = load_model(self.body.xml, masses)
         return self._model
 
-    def state_dict(self) -> dict:
-        """The observation statistics: the task's part of the ES state."""
-        return self.norm.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.norm.load_state_dict(state)
-
-    def reset_state(self) -> None:
-        """Fresh statistics, as at the start of every training run (IMP iteration) of the paper's code."""
-        self.norm.reset()
-
-    # ------------------------------------------------------------------------------------------ scoring
-    def episode_words(self, seed: int, generation: int, episodes: int, stream: int = noise.RESET) -> np.ndarray:
-        """``(episodes, 2)`` uint32: each row is one episode's Gymnasium seed (``mujoco_worlds.episode_seed``)."""
-        return noise.philox_uint32(seed, generation, episodes, 2, stream=stream)
-
-    def evaluate(self, net, layout, pop, seed: int, generation: int = 0, episodes: int | None = None,
-                 backend="numba", update_norm: bool = False) -> np.ndarray:
-        """Mean return per member ``(P,)`` float64 over this generation's shared training episodes.
-
-        ``update_norm``: let these rollouts update the observation statistics (the training loop's call only).
-        """
-        episodes = self.episodes if episodes is None else int(episodes)
-        words = self.episode_words(seed, generation, episodes)
-        acc = self.norm.accumulator() if update_norm else None
-        returns = self.rollout(net, layout, pop, words, backend, acc)
-        if acc is not None:
-            self.norm.update(acc)
-        return returns.mean(axis=1)
-
-    def score(self, net, layout, pop, seed: int, episodes: int | None = None, backend="numba") -> np.ndarray:
-        """Test-time mean return per member over ``test_episodes`` (paper: 64) episodes training never sees."""
-        episodes = self.test_episodes if episodes is None else int(episodes)
-        words = self.episode_words(seed, 0, episodes, noise.TEST_RESET)
-        return self.rollout(net, layout, pop, words, backend).mean(axis=1)
-
+    # ------------------------------------------------------------------------------------------ rollouts
     def rollout(self, net, layout, pop, words, backend="numba", acc=None, lengths=None) -> np.ndarray:
         """Returns ``(P, E)`` float64 of every member on the episodes seeded by ``words`` ``(E, 2)``.
 
