@@ -1,9 +1,14 @@
 // Activation codes shared by the layer kernels (esprune/ops/dense.py: ACTIVATIONS).
 #pragma once
 
+// Python's max(a, b) and min(a, b) (what the numba twins call): a unless b is strictly larger (smaller), so a NaN
+// first argument stays NaN. fmaxf/fminf would drop it and turn a NaN activation into a finite one.
+__device__ __forceinline__ float py_maxf(float a, float b) { return b > a ? b : a; }
+__device__ __forceinline__ float py_minf(float a, float b) { return b < a ? b : a; }
+
 // The same rational tanh as the numba twin (Eigen's float32 tanh, also XLA's): a few ulp from tanhf.
 __device__ __forceinline__ float fast_tanh(float v) {
-    v = fminf(fmaxf(v, -7.90531110763549805f), 7.90531110763549805f);
+    v = py_minf(py_maxf(v, -7.90531110763549805f), 7.90531110763549805f);  // NaN stays NaN
     const float x2 = v * v;
     float p = -2.76076847742355e-16f;
     p = p * x2 + 2.00018790482477e-13f;
@@ -21,6 +26,6 @@ __device__ __forceinline__ float fast_tanh(float v) {
 
 __device__ __forceinline__ float activate(float v, int act) {
     if (act == 1) return fast_tanh(v);
-    if (act == 2) return fmaxf(v, 0.0f);
+    if (act == 2) return py_maxf(v, 0.0f);
     return v;
 }

@@ -20,8 +20,12 @@ __device__ __forceinline__ double py_mod(double x, double m) {
     return r;
 }
 
-__device__ __forceinline__ double clampd(double v, double lo, double hi) { return fmin(fmax(v, lo), hi); }
-__device__ __forceinline__ float clampf(float v, float lo, float hi) { return fminf(fmaxf(v, lo), hi); }
+// min(max(v, lo), hi) with Python's min/max, as the twins write it (and as np.clip does): a NaN stays NaN.
+__device__ __forceinline__ double clampd(double v, double lo, double hi) {
+    v = lo > v ? lo : v;
+    return hi < v ? hi : v;
+}
+__device__ __forceinline__ float clampf(float v, float lo, float hi) { return py_minf(py_maxf(v, lo), hi); }
 
 // ------------------------------------------------------------------------------------------------ CartPole-v1
 struct CartPole {
@@ -183,13 +187,13 @@ __device__ void rollout(const float* theta, long long d, const int* sizes, const
             for (int q = 0; q < nnz; ++q) acc[cols[e0 + q]] += w[w_off + q] * h[rows[e0 + q]];
             for (int j = 0; j < n_out; ++j) {
                 float v = acc[j] + w[b_off + j];
-                if (k < n_layers - 1) v = tanh_hidden ? fast_tanh(v) : fmaxf(v, 0.0f);
+                if (k < n_layers - 1) v = tanh_hidden ? fast_tanh(v) : py_maxf(v, 0.0f);
                 h[j] = v;
             }
         }
-        int best = 0;
+        int best = 0;  // numpy's argmax: the first largest output, or the first NaN
         if (!Env::CONTINUOUS)
-            for (int j = 1; j < sizes[n_layers]; ++j) if (h[j] > h[best]) best = j;
+            for (int j = 1; j < sizes[n_layers] && h[best] == h[best]; ++j) if (h[j] > h[best] || h[j] != h[j]) best = j;
         bool terminated = false;
         total += Env::step(s, best, h[0], &terminated);
         ++step;

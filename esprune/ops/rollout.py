@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 
 import numba
 import numpy as np
@@ -98,9 +99,12 @@ def _cuda_rollout(env, theta, index, tanh_hidden, resets, max_steps, returns, st
 # ------------------------------------------------------------------------------------------------- numba twin
 @numba.njit(inline="always")
 def _argmax_first(out, n):
+    """numpy's argmax: the first largest of ``out[:n]``, or the first NaN (the reference's rule)."""
     best = 0
     for j in range(1, n):
-        if out[j] > out[best]:
+        if math.isnan(out[best]):
+            break
+        if out[j] > out[best] or math.isnan(out[j]):
             best = j
     return best
 

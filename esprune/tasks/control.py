@@ -25,7 +25,13 @@ TEST_EPISODES = 32  # the published gym.yaml: eval_config n_evaluations 32 × te
 
 class ControlTask:
     """A classic-control environment. Discrete actions: argmax of the policy's outputs; continuous: its raw
-    output, which the environment clips."""
+    output, which the environment clips.
+
+    Non-finite values follow one rule on every path (numpy reference, numba twin, CUDA kernel) and match
+    Gymnasium for the same actions: a NaN stays NaN through tanh, relu (Python's ``max(v, 0)``, like
+    ``np.maximum``) and every clip (``np.clip``); the discrete action is numpy's argmax, the first largest output
+    or, when any output is NaN, the first NaN's index; a NaN continuous action enters the environment as NaN, so
+    that episode's return is NaN (±inf actions are clipped as usual)."""
 
     kind = "control"
 

@@ -4,6 +4,8 @@ Gymnasium stores this state as float32 after every step and NumPy (NEP 50) then 
 float32, with Python-float constants rounded to float32; a force that hit its clip is a Python float and keeps
 that term in float64. Both the twin and the reference follow those roundings, and resets are rounded to float32
 (the state Gymnasium holds after its first step), so the dynamics match Gymnasium's to the last bit.
+A NaN action stays NaN through the clip (np.clip, and Python's min/max in the twin, as in Gymnasium), so its
+reward, state and return are NaN; ±inf is clipped like any action (``tasks/control.py``: the rule).
 """
 from __future__ import annotations
 

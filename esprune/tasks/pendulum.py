@@ -3,6 +3,8 @@
 State (θ, θ̇) float64, observation (cos θ, sin θ, θ̇) float32. The action is the policy's float32 output and
 Gymnasium keeps it float32 through the clip, so the torque terms of the cost and of the dynamics are rounded in
 float32 exactly as NumPy rounds them there.
+A NaN action stays NaN through the clip (np.clip, and Python's min/max in the twin, as in Gymnasium), so its
+reward, state and return are NaN; ±inf is clipped like any action (``tasks/control.py``: the rule).
 """
 from __future__ import annotations
 
