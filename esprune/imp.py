@@ -20,7 +20,7 @@ import numpy as np
 
 from . import config as _config
 from . import gd, prune, strategies, tasks, timing
-from .errors import BackendUnavailable, ConfigError
+from .errors import BackendUnavailable, ConfigError, UserError
 from .params import Layout, Mask
 from .store import RunFile, RunFileError, real_path
 from .testing import kill_point
@@ -93,8 +93,13 @@ class Experiment:
             while not ck["finished"]:
                 self._iteration(int(ck["iteration"]), ck, progress)
                 ck = self.run.checkpoint()
-        finally:
+        except UserError:  # a one-line error is a clean end too: the run file holds its last commit
+            self.run.unlock(remove=True)
+            raise
+        except BaseException:  # a crash or Ctrl-C: the lock file stays (harmless, the kernel dropped the lock)
             self.run.unlock()
+            raise
+        self.run.unlock(remove=True)  # no stale RUN.h5.lock in the output folder
         return self.run.summary()
 
     def progress_start(self) -> tuple[int, int]:
