@@ -296,20 +296,54 @@ def _execute(exp, quiet):
 @click.argument("run_file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True,
               help="Print the rows as a JSON list (keys iteration, sparsity, active, final, best, test, threshold, "
-                   "seconds; a missing threshold is null).")
+                   "seconds; a missing threshold is null); with --config or --curves, those as JSON.")
 @click.option("--timing", is_flag=True,
               help="The per-iteration profile instead: seconds in ask, evaluate, tell and commit (run-file "
                    "writes), the env steps or images processed and the GFLOP/s of the evaluations.")
-def show(run_file, as_json, timing):
+@click.option("--config", "as_config", is_flag=True,
+              help="The config the run was made with, as TOML that `esprune run FILE.toml` reads back (None "
+                   "values left out: they are the defaults).")
+@click.option("--curves", is_flag=True,
+              help="The training curves of every finished iteration: per generation the population's mean and "
+                   "max training fitness, and the test score where it was measured. The text table shows the "
+                   "measured generations; --json and --csv hold every generation.")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False),
+              help="With --curves: also write every generation's row to this CSV file (columns iteration, "
+                   "generation, train_mean, train_max, test; an unmeasured test is empty).")
+def show(run_file, as_json, timing, as_config, curves, csv_file):
     """The summary table of a run: per iteration its sparsity, active parameters and scores.
 
     final: the final mean's training fitness; best: its best test score during training; test: the final
     mean's test score; threshold: the pruning score below which weights were cut to make this ticket.
     """
+    from esprune import report
     from esprune.report import setting, table
     from esprune.store import RunFile
 
+    if timing + as_config + curves > 1:
+        raise UsageError("show takes one of --timing, --config, --curves")
+    if csv_file is not None:
+        if not curves:
+            raise UsageError("--csv writes the curves: use it with --curves")
+        from esprune.outputs import check_writable
+
+        check_writable(csv_file, what="CSV")
     run = RunFile.open(run_file)
+    if as_config:
+        cfg = run.config
+        click.echo(json.dumps(report.config_ordered(cfg), indent=2) if as_json else
+                   f"# config of {run_file}; `esprune run THIS.toml --out NEW.h5` repeats the run\n"
+                   + report.config_toml(cfg), nl=as_json)
+        return
+    if curves:
+        rows = report.curve_rows(run.curves())
+        if csv_file is not None:
+            report.write_curves_csv(rows, csv_file)
+            click.echo(f"wrote {csv_file} ({len(rows)} rows)", err=True)
+        if not rows:
+            click.echo(f"{run_file} has no finished iteration yet", err=True)
+        click.echo(report.curves_json(rows) if as_json else report.curves_table(rows))
+        return
     if timing:
         from esprune import timing as _timing
 

@@ -301,6 +301,15 @@ class RunFile:
             return {**{name: g[name][()] for name in g}, **dict(g.attrs)}
         return self._read(read)
 
+    def curves(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """``(k, train, evals)`` of every finished iteration, in order: ``train`` (G, 2) float64, the mean and max
+        fitness of generation 1..G; ``evals`` (n, 2) float64, (generation, test score of the mean). Only these
+        two datasets are read (not the parameter vectors)."""
+        def read(f):
+            return [(int(name), g["train"][()], g["evals"][()])
+                    for name, g in sorted(f["iterations"].items()) if "train" in g and "evals" in g]
+        return self._read(read)
+
     def ticket(self, k: int):
         """Iteration ``k``'s ticket as a ``prune.Ticket`` (init tensors, Mask, threshold)."""
         from .prune import Ticket
