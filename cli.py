@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 
 import click
 
@@ -166,7 +167,7 @@ def list_presets(as_json):
 @click.option("--backend", type=click.Choice(_backend.CHOICES), help="Array backend (default numba).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Run file (default runs/<preset|task>-<prune>-s<seed>.h5).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run file instead of refusing.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar (sent to a file: no progress lines).")
 def run(config_file, preset, out, overwrite, quiet, **flags):
     """Run an iterative-pruning (lottery ticket) experiment and store it in an HDF5 run file.
 
@@ -211,7 +212,7 @@ def _check_out(out):
 @click.option("--popsize", type=int, help="ES population size.")
 @click.option("--seed", type=int, help="Seed of the new training (default: the source's).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run file instead of refusing.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar (sent to a file: no progress lines).")
 def transfer(source, out, overwrite, quiet, **flags):
     """Train the tickets (init + mask of every iteration) of the SOURCE run in a new setting.
 
@@ -248,7 +249,7 @@ def _key_values(items, flag) -> dict:
 
 @cli.command()
 @click.argument("run_file", type=click.Path(dir_okay=False))
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar (sent to a file: no progress lines).")
 def resume(run_file, quiet):
     """Continue a run from its last checkpoint (same numbers as an uninterrupted run on the same backend)."""
     from esprune import distributed
@@ -265,24 +266,43 @@ def resume(run_file, quiet):
     _execute(exp, quiet)
 
 
+def _interactive(stream) -> bool:
+    """Whether ``stream`` is a terminal (a progress bar redraws there; a file or pipe wants whole lines)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _execute(exp, quiet):
-    """Run with a progress bar, then print the summary table; Ctrl-C says how to continue."""
+    """Run with a progress bar in a terminal; sent to a file or pipe, a line every tenth of an iteration and each
+    iteration's summary row when it is committed (both on stderr); then the summary table. Ctrl-C says how to
+    continue."""
+    from esprune import report
     from esprune.report import table
 
     root = getattr(exp, "is_root", True)  # under MPI only rank 0 draws and prints
     quiet = quiet or not root
+    log = not quiet and not _interactive(sys.stderr)  # where the bar would go: a log file gets lines instead
     K, G = exp.K, exp.G
     start, total = exp.progress_start()
+    unit = "gen" if exp.trainer is None else "step"
+    every, clock = report.log_every(G), time.monotonic()
     try:
         with click.progressbar(length=total, label="IMP", file=sys.stderr, show_pos=True,
-                               hidden=quiet, item_show_func=lambda s: s) as bar:
+                               hidden=quiet or log, item_show_func=lambda s: s) as bar:
             bar.update(start)
-
-            unit = "gen" if exp.trainer is None else "step"
 
             def progress(k, g, best, sparsity):
                 bar.update(1, f"iter {k}/{K} {unit} {g}/{G} best {best:.2f} sparsity {sparsity:.3f}")
-            rows = exp.execute(progress)
+                if log and (g % every == 0 or g == G):
+                    click.echo(report.generation_line(k, K, g, G, best, sparsity, time.monotonic() - clock, unit),
+                               err=True)  # click.echo flushes: the line is in the log now
+
+            def iteration_done(row):
+                if log:
+                    click.echo(report.iteration_line(row, K), err=True)
+            rows = exp.execute(progress, iteration_done)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; continue with: esprune resume {exp.run.name}", err=True)
         sys.exit(130)

@@ -83,8 +83,9 @@ class Experiment:
     def finished(self) -> bool:
         return self.run.finished
 
-    def execute(self, progress=None) -> list[dict]:
-        """Run (or continue) to the end; ``progress(k, generation, best_score, sparsity)`` after each step."""
+    def execute(self, progress=None, iteration_done=None) -> list[dict]:
+        """Run (or continue) to the end; ``progress(k, generation, best_score, sparsity)`` after each step,
+        ``iteration_done(row)`` with an iteration's summary row (``store.SUMMARY_FIELDS``) once it is committed."""
         if self.run.finished:
             return self.run.summary()
         self.run.lock()
@@ -92,6 +93,8 @@ class Experiment:
             ck = self.run.checkpoint()
             while not ck["finished"]:
                 self._iteration(int(ck["iteration"]), ck, progress)
+                if iteration_done:
+                    iteration_done(self.run.summary()[-1])
                 ck = self.run.checkpoint()
         except UserError:  # a one-line error is a clean end too: the run file holds its last commit
             self.run.unlock(remove=True)

@@ -31,6 +31,33 @@ def _align(cells: list[list[str]]) -> str:
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells)
 
 
+# ---------------------------------------------------------------------------------------------- a run's log
+def log_every(generations: int) -> int:
+    """How many generations apart a run sent to a log file reports: a tenth of an iteration (at least 1)."""
+    return max(1, generations // 10)
+
+
+def generation_line(k: int, K: int, g: int, G: int, best: float, sparsity: float, elapsed: float,
+                    unit: str = "gen") -> str:
+    """One log line inside iteration ``k`` of ``0..K``: generation ``g`` of ``G`` (``unit``: "step" for gradient
+    descent), the best test score of this iteration so far, the ticket's sparsity and the seconds since the
+    command started."""
+    score = f"{best:.2f}" if math.isfinite(best) else "none yet"
+    return (f"iter {k}/{K} {unit} {g}/{G} · best test {score} · sparsity {sparsity:.4f} · "
+            f"elapsed {_clock(elapsed)}")
+
+
+def iteration_line(row: dict, K: int) -> str:
+    """An iteration's summary row (``store.SUMMARY_FIELDS``) as one log line, with the table's formats."""
+    cells = " · ".join(f"{head} {fmt.format(row[key])}" for key, head, fmt in COLUMNS[1:-1])
+    return f"iter {row['iteration']}/{K} done · {cells} · {row['seconds']:.1f} s"
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
 # ---------------------------------------------------------------------------------------------- config as TOML
 def config_ordered(config: dict) -> dict:
     """``config`` with its keys in ``RunConfig`` order (unknown keys after them, sorted)."""
