@@ -110,3 +110,16 @@ def test_curves_of_an_unfinished_run_and_misused_flags_are_clear(finished, tmp_p
         assert result.exit_code == 2 and words in result.stderr and "Traceback" not in result.output
         assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "a.csv").exists()
+
+
+def test_curves_of_a_gradient_descent_run_count_optimizer_steps(tmp_path):
+    """GD: one row per optimizer step (−batch loss as train_mean and train_max), the test score at each epoch end."""
+    path = tmp_path / "gd.h5"
+    gd = {"task": "blobs", "task_options": {"n_train": 256, "n_test": 100, "size": 12, "batch_size": 128},
+          "trainer": "gd", "prune": "magnitude", "iterations": 0, "gd_options": {"epochs": 2, "batch_size": 64}}
+    Experiment.start(config.resolve(gd), path).execute()
+    rows = json.loads(invoke("show", path, "--curves", "--json").stdout)
+    assert [r["generation"] for r in rows] == list(range(1, 9))           # 2 epochs × 256 / 64 steps
+    assert all(r["train_mean"] == r["train_max"] < 0 for r in rows)
+    assert [r["generation"] for r in rows if r["test"] is not None] == [4, 8]
+    assert rows[-1]["test"] == RunFile.open(path).summary()[0]["test"]
