@@ -43,6 +43,17 @@ def test_config_prints_toml_that_reads_back_to_the_stored_config(finished):
     assert json.loads(invoke("show", finished, "--config", "--json").stdout) == stored
 
 
+def test_the_printed_config_repeats_the_run(finished, tmp_path):
+    toml, again = tmp_path / "this.toml", tmp_path / "again.h5"
+    toml.write_text(invoke("show", finished, "--config").stdout)
+    assert invoke("run", toml, "--out", again, "--quiet").exit_code == 0
+
+    def numbers(path):
+        return [{k: (None if v != v else v) for k, v in r.items() if k != "seconds"}   # NaN threshold as None
+                for r in RunFile.open(path).summary()]
+    assert numbers(again) == numbers(finished)
+
+
 def test_toml_of_awkward_values_reads_back_exactly():
     values = {"text": 'a "quoted" \\ back\nslash\ttab \x01 \x7f é 😀', "tiny": 1e-300, "big": -1.5e300,
               "third": 1 / 3, "inf": math.inf, "ninf": -math.inf, "whole": 2.0, "n": -7, "yes": True,
