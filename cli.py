@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 
 import click
 
@@ -166,7 +167,7 @@ def list_presets(as_json):
 @click.option("--backend", type=click.Choice(_backend.CHOICES), help="Array backend (default numba).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Run file (default runs/<preset|task>-<prune>-s<seed>.h5).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run file instead of refusing.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar (sent to a file: no progress lines).")
 def run(config_file, preset, out, overwrite, quiet, **flags):
     """Run an iterative-pruning (lottery ticket) experiment and store it in an HDF5 run file.
 
@@ -211,7 +212,7 @@ def _check_out(out):
 @click.option("--popsize", type=int, help="ES population size.")
 @click.option("--seed", type=int, help="Seed of the new training (default: the source's).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run file instead of refusing.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar (sent to a file: no progress lines).")
 def transfer(source, out, overwrite, quiet, **flags):
     """Train the tickets (init + mask of every iteration) of the SOURCE run in a new setting.
 
@@ -248,7 +249,7 @@ def _key_values(items, flag) -> dict:
 
 @cli.command()
 @click.argument("run_file", type=click.Path(dir_okay=False))
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar (sent to a file: no progress lines).")
 def resume(run_file, quiet):
     """Continue a run from its last checkpoint (same numbers as an uninterrupted run on the same backend)."""
     from esprune import distributed
@@ -265,24 +266,43 @@ def resume(run_file, quiet):
     _execute(exp, quiet)
 
 
+def _interactive(stream) -> bool:
+    """Whether ``stream`` is a terminal (a progress bar redraws there; a file or pipe wants whole lines)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _execute(exp, quiet):
-    """Run with a progress bar, then print the summary table; Ctrl-C says how to continue."""
+    """Run with a progress bar in a terminal; sent to a file or pipe, a line every tenth of an iteration and each
+    iteration's summary row when it is committed (both on stderr); then the summary table. Ctrl-C says how to
+    continue."""
+    from esprune import report
     from esprune.report import table
 
     root = getattr(exp, "is_root", True)  # under MPI only rank 0 draws and prints
     quiet = quiet or not root
+    log = not quiet and not _interactive(sys.stderr)  # where the bar would go: a log file gets lines instead
     K, G = exp.K, exp.G
     start, total = exp.progress_start()
+    unit = "gen" if exp.trainer is None else "step"
+    every, clock = report.log_every(G), time.monotonic()
     try:
         with click.progressbar(length=total, label="IMP", file=sys.stderr, show_pos=True,
-                               hidden=quiet, item_show_func=lambda s: s) as bar:
+                               hidden=quiet or log, item_show_func=lambda s: s) as bar:
             bar.update(start)
-
-            unit = "gen" if exp.trainer is None else "step"
 
             def progress(k, g, best, sparsity):
                 bar.update(1, f"iter {k}/{K} {unit} {g}/{G} best {best:.2f} sparsity {sparsity:.3f}")
-            rows = exp.execute(progress)
+                if log and (g % every == 0 or g == G):
+                    click.echo(report.generation_line(k, K, g, G, best, sparsity, time.monotonic() - clock, unit),
+                               err=True)  # click.echo flushes: the line is in the log now
+
+            def iteration_done(row):
+                if log:
+                    click.echo(report.iteration_line(row, K), err=True)
+            rows = exp.execute(progress, iteration_done)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; continue with: esprune resume {exp.run.name}", err=True)
         sys.exit(130)
@@ -296,20 +316,54 @@ def _execute(exp, quiet):
 @click.argument("run_file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True,
               help="Print the rows as a JSON list (keys iteration, sparsity, active, final, best, test, threshold, "
-                   "seconds; a missing threshold is null).")
+                   "seconds; a missing threshold is null); with --config or --curves, those as JSON.")
 @click.option("--timing", is_flag=True,
               help="The per-iteration profile instead: seconds in ask, evaluate, tell and commit (run-file "
                    "writes), the env steps or images processed and the GFLOP/s of the evaluations.")
-def show(run_file, as_json, timing):
+@click.option("--config", "as_config", is_flag=True,
+              help="The config the run was made with, as TOML that `esprune run FILE.toml` reads back (None "
+                   "values left out: they are the defaults).")
+@click.option("--curves", is_flag=True,
+              help="The training curves of every finished iteration: per generation the population's mean and "
+                   "max training fitness, and the test score where it was measured. The text table shows the "
+                   "measured generations; --json and --csv hold every generation.")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False),
+              help="With --curves: also write every generation's row to this CSV file (columns iteration, "
+                   "generation, train_mean, train_max, test; an unmeasured test is empty).")
+def show(run_file, as_json, timing, as_config, curves, csv_file):
     """The summary table of a run: per iteration its sparsity, active parameters and scores.
 
     final: the final mean's training fitness; best: its best test score during training; test: the final
     mean's test score; threshold: the pruning score below which weights were cut to make this ticket.
     """
+    from esprune import report
     from esprune.report import setting, table
     from esprune.store import RunFile
 
+    if timing + as_config + curves > 1:
+        raise UsageError("show takes one of --timing, --config, --curves")
+    if csv_file is not None:
+        if not curves:
+            raise UsageError("--csv writes the curves: use it with --curves")
+        from esprune.outputs import check_writable
+
+        check_writable(csv_file, what="CSV")
     run = RunFile.open(run_file)
+    if as_config:
+        cfg = run.config
+        click.echo(json.dumps(report.config_ordered(cfg), indent=2) if as_json else
+                   f"# config of {run_file}; `esprune run THIS.toml --out NEW.h5` repeats the run\n"
+                   + report.config_toml(cfg), nl=as_json)
+        return
+    if curves:
+        rows = report.curve_rows(run.curves())
+        if csv_file is not None:
+            report.write_curves_csv(rows, csv_file)
+            click.echo(f"wrote {csv_file} ({len(rows)} rows)", err=True)
+        if not rows:
+            click.echo(f"{run_file} has no finished iteration yet", err=True)
+        click.echo(report.curves_json(rows) if as_json else report.curves_table(rows))
+        return
     if timing:
         from esprune import timing as _timing
 

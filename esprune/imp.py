@@ -20,7 +20,7 @@ import numpy as np
 
 from . import config as _config
 from . import gd, prune, strategies, tasks, timing
-from .errors import BackendUnavailable, ConfigError
+from .errors import BackendUnavailable, ConfigError, UserError
 from .params import Layout, Mask
 from .store import RunFile, RunFileError, real_path
 from .testing import kill_point
@@ -83,8 +83,9 @@ class Experiment:
     def finished(self) -> bool:
         return self.run.finished
 
-    def execute(self, progress=None) -> list[dict]:
-        """Run (or continue) to the end; ``progress(k, generation, best_score, sparsity)`` after each step."""
+    def execute(self, progress=None, iteration_done=None) -> list[dict]:
+        """Run (or continue) to the end; ``progress(k, generation, best_score, sparsity)`` after each step,
+        ``iteration_done(row)`` with an iteration's summary row (``store.SUMMARY_FIELDS``) once it is committed."""
         if self.run.finished:
             return self.run.summary()
         self.run.lock()
@@ -92,9 +93,16 @@ class Experiment:
             ck = self.run.checkpoint()
             while not ck["finished"]:
                 self._iteration(int(ck["iteration"]), ck, progress)
+                if iteration_done:
+                    iteration_done(self.run.summary()[-1])
                 ck = self.run.checkpoint()
-        finally:
+        except UserError:  # a one-line error is a clean end too: the run file holds its last commit
+            self.run.unlock(remove=True)
+            raise
+        except BaseException:  # a crash or Ctrl-C: the lock file stays (harmless, the kernel dropped the lock)
             self.run.unlock()
+            raise
+        self.run.unlock(remove=True)  # no stale RUN.h5.lock in the output folder
         return self.run.summary()
 
     def progress_start(self) -> tuple[int, int]:

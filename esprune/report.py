@@ -1,8 +1,15 @@
-"""What a finished run shows: the summary table, its one-line setting, curve labels and the seed band (the
-figures across runs are ``report_grid``'s)."""
+"""What a finished run shows: the summary table, its one-line setting, its config as TOML, its training curves
+(table, CSV, JSON), curve labels and the seed band (the figures across runs are ``report_grid``'s)."""
 from __future__ import annotations
 
+import csv
+import json
+import math
+import re
+
 import numpy as np
+
+from . import config as _config
 
 from .errors import UserError
 from .store import RunFile
@@ -16,8 +23,137 @@ def table(rows: list[dict]) -> str:
     """The summary rows as an aligned text table."""
     cells = [[head for _, head, _ in COLUMNS]]
     cells += [[fmt.format(row[key]) for key, _, fmt in COLUMNS] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
+    return _align(cells)
+
+
+def _align(cells: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells)
+
+
+# ---------------------------------------------------------------------------------------------- a run's log
+def log_every(generations: int) -> int:
+    """How many generations apart a run sent to a log file reports: a tenth of an iteration (at least 1)."""
+    return max(1, generations // 10)
+
+
+def generation_line(k: int, K: int, g: int, G: int, best: float, sparsity: float, elapsed: float,
+                    unit: str = "gen") -> str:
+    """One log line inside iteration ``k`` of ``0..K``: generation ``g`` of ``G`` (``unit``: "step" for gradient
+    descent), the best test score of this iteration so far, the ticket's sparsity and the seconds since the
+    command started."""
+    score = f"{best:.2f}" if math.isfinite(best) else "none yet"
+    return (f"iter {k}/{K} {unit} {g}/{G} · best test {score} · sparsity {sparsity:.4f} · "
+            f"elapsed {_clock(elapsed)}")
+
+
+def iteration_line(row: dict, K: int) -> str:
+    """An iteration's summary row (``store.SUMMARY_FIELDS``) as one log line, with the table's formats."""
+    cells = " · ".join(f"{head} {fmt.format(row[key])}" for key, head, fmt in COLUMNS[1:-1])
+    return f"iter {row['iteration']}/{K} done · {cells} · {row['seconds']:.1f} s"
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+# ---------------------------------------------------------------------------------------------- config as TOML
+def config_ordered(config: dict) -> dict:
+    """``config`` with its keys in ``RunConfig`` order (unknown keys after them, sorted)."""
+    order = [k for k in _config.KEYS if k in config] + sorted(set(config) - set(_config.KEYS))
+    return {k: config[k] for k in order}
+
+
+def config_toml(config: dict) -> str:
+    """``config`` (a run file's stored config) as TOML text that ``esprune run FILE.toml`` reads back to the same
+    config: top-level keys in ``RunConfig`` order, then one table per option table (empty ones too). TOML has no
+    null: None values are left out (a top-level key left out takes its default, None). Raises TypeError on a
+    value TOML cannot hold."""
+    lines, tables = [], []
+    for key, value in config_ordered(config).items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        elif value is not None:
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    for name, table in tables:
+        entries = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items() if v is not None]
+        lines += ["", f"[{_toml_key(name)}]", *entries]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
+
+
+def _toml_string(text: str) -> str:
+    # JSON's escapes (\" \\ \n \t \uXXXX for control characters) are TOML's; TOML also wants DEL escaped
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if math.isnan(value):
+            return "nan"
+        return ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None) + "}"
+    raise TypeError(f"a config value TOML cannot hold: {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------- training curves
+CURVE_FIELDS = ("iteration", "generation", "train_mean", "train_max", "test")
+
+
+def curve_rows(curves: list[tuple[int, np.ndarray, np.ndarray]]) -> list[dict]:
+    """One row per finished iteration and generation (``RunFile.curves()`` flattened): ``iteration``, ``generation``
+    (1..G; for gradient descent the optimizer step or PPO update), ``train_mean`` and ``train_max`` (the population's
+    mean and max training fitness in that generation; GD: −batch loss twice, or PPO's mean and max episode return),
+    ``test`` (the test score of the search mean after that generation, None where it was not measured)."""
+    rows = []
+    for k, train, evals in curves:
+        tests = {int(g): float(score) for g, score in np.asarray(evals).reshape(-1, 2)}
+        last = max([len(train), *tests])
+        for g in range(1, last + 1):
+            mean, top = (float(v) for v in train[g - 1]) if g <= len(train) else (math.nan, math.nan)
+            rows.append({"iteration": k, "generation": g, "train_mean": mean, "train_max": top,
+                         "test": tests.get(g)})
+    return rows
+
+
+def curves_table(rows: list[dict]) -> str:
+    """The rows where the test score was measured, as an aligned text table (every row: ``curves_csv``/JSON)."""
+    cells = [["iter", "gen", "train mean", "train max", "test"]]
+    cells += [[str(r["iteration"]), str(r["generation"]), f"{r['train_mean']:.5g}", f"{r['train_max']:.5g}",
+               f"{r['test']:.5g}"] for r in rows if r["test"] is not None]
+    return _align(cells)
+
+
+def curves_json(rows: list[dict]) -> str:
+    """The rows as strict JSON, a list of objects one per line; NaN (a generation with no finite fitness) becomes
+    null."""
+    objects = [json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()})
+               for r in rows]
+    return "[\n" + ",\n".join(objects) + "\n]" if objects else "[]"
+
+
+def write_curves_csv(rows: list[dict], path) -> None:
+    """The rows as CSV with a header (``CURVE_FIELDS``); floats at full precision (``repr``), an unmeasured test
+    score as an empty cell, NaN as ``nan``."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(CURVE_FIELDS)
+        for r in rows:
+            w.writerow(["" if r[k] is None else r[k] for k in CURVE_FIELDS])
 
 
 def trainer(config: dict) -> str:

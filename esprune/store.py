@@ -12,7 +12,8 @@ the old file or the new one, and perhaps a stale ``.tmp``):
   current iteration (same ``run_id`` and iteration); the iteration's final commit makes it stale.
 
 A run file reached through a symbolic link is written where the link points (the link stays); its lock and
-side file sit beside the real file, so two names for one run share one lock.
+side file sit beside the real file, so two names for one run share one lock. The lock file ``RUN.h5.lock`` is
+removed when its writer ends cleanly or with a one-line error; a crash or Ctrl-C may leave it (harmless).
 
 Layout (plain h5py reads it; parameter vectors cover every tensor of the network in ``param_spec`` order):
 
@@ -93,28 +94,46 @@ class RunFile:
         return self.path.with_name(self.path.name + ".checkpoint")
 
     # ------------------------------------------------------------------------------------------ one writer
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
     def lock(self) -> None:
         """Claim the run for this process (an advisory ``flock`` on ``RUN.lock`` beside the real file, dropped by
-        the kernel when the process ends, even by SIGKILL): a second writer of the same run is refused."""
+        the kernel when the process ends, even by SIGKILL): a second writer of the same run is refused.
+
+        A holder that ends cleanly removes the lock file while it still holds the lock (``unlock(remove=True)``),
+        so a process that opened the old file just before may lock a file no longer on disk: the lock counts
+        only when the file locked is still the one at ``RUN.lock``, else this takes the new one."""
         if self._lock_fd is not None:
             return
-        lock = self.path.with_name(self.path.name + ".lock")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise RunFileError(f"cannot write in {self.path.parent} ({err.strerror}); choose another --out "
-                               "or fix the directory's permissions") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RunFileError(f"{self.name} is being written by another esprune process; wait for it to "
-                               "finish (or stop it) first") from None
+        while True:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise RunFileError(f"cannot write in {self.path.parent} ({err.strerror}); choose another --out "
+                                   "or fix the directory's permissions") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise RunFileError(f"{self.name} is being written by another esprune process; wait for it to "
+                                   "finish (or stop it) first") from None
+            if _same_file(fd, self.lock_path):
+                break
+            os.close(fd)  # its holder removed it after we opened it: lock the file that is there now
         self._lock_fd = fd
 
-    def unlock(self) -> None:
-        if self._lock_fd is not None:
+    def unlock(self, remove: bool = False) -> None:
+        """Release the run; ``remove``: also delete ``RUN.lock`` (at a clean end, so no stale file stays behind).
+        The file is removed while the lock is still held, so no other process can hold it then (see ``lock``)."""
+        if self._lock_fd is None:
+            return
+        try:
+            if remove and _same_file(self._lock_fd, self.lock_path):
+                self.lock_path.unlink(missing_ok=True)
+        finally:
             os.close(self._lock_fd)
             self._lock_fd = None
 
@@ -152,8 +171,8 @@ class RunFile:
 
         try:
             run.commit(write, create=True)
-        except BaseException:
-            run.unlock()
+        except BaseException as err:
+            run.unlock(remove=isinstance(err, UserError))  # a one-line error leaves no lock file behind
             raise
         run.checkpoint_path.unlink(missing_ok=True)  # a previous run's side file (its run_id differs anyway)
         return run
@@ -280,6 +299,15 @@ class RunFile:
             if g is None:
                 raise RunFileError(f"{self.name} has no iteration {k}")
             return {**{name: g[name][()] for name in g}, **dict(g.attrs)}
+        return self._read(read)
+
+    def curves(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """``(k, train, evals)`` of every finished iteration, in order: ``train`` (G, 2) float64, the mean and max
+        fitness of generation 1..G; ``evals`` (n, 2) float64, (generation, test score of the mean). Only these
+        two datasets are read (not the parameter vectors)."""
+        def read(f):
+            return [(int(name), g["train"][()], g["evals"][()])
+                    for name, g in sorted(f["iterations"].items()) if "train" in g and "evals" in g]
         return self._read(read)
 
     def ticket(self, k: int):
@@ -433,6 +461,15 @@ def _existing_parent(path: Path) -> Path:
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     return parent
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is the file now at ``path`` (False when ``path`` is gone)."""
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _held_by_another(err: OSError) -> bool:

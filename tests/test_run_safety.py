@@ -121,6 +121,61 @@ def test_a_symlinked_run_is_written_where_it_points_and_locked_once(tmp_path):
     assert not (tmp_path / "link.h5.lock").exists()
 
 
+
+def test_a_run_or_resume_that_ends_cleanly_leaves_no_lock_file(tmp_path):
+    path = tmp_path / "run.h5"
+    assert invoke("run", *FLAGS, "--out", path).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.h5"]
+    stopped = tmp_path / "stopped.h5"
+    Experiment.start(config.resolve(TINY), stopped).run.unlock()       # as a killed run leaves it: a lock file
+    assert (tmp_path / "stopped.h5.lock").exists()
+    assert invoke("resume", stopped, "--quiet").exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.h5", "stopped.h5"]
+
+
+@pytest.mark.parametrize("fail_at", [1, 3])  # the creating commit; a checkpoint inside iteration 0
+def test_a_one_line_error_leaves_no_lock_file(tmp_path, monkeypatch, fail_at):
+    calls, real_replace = [], os.replace
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == fail_at:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst)
+
+    toml = tmp_path / "tiny.toml"
+    toml.write_text("checkpoint_every = 1\n")
+    monkeypatch.setattr(os, "replace", replace)
+    one_line_error(invoke("run", toml, *FLAGS, "--out", tmp_path / "full.h5"), "no space left")
+    assert not list(tmp_path.glob("*.lock"))
+
+
+def test_a_lock_file_removed_by_its_holder_is_not_locked_by_the_next_writer(tmp_path, monkeypatch):
+    """The race of removing a lock file: B opens RUN.lock, A (its holder) ends cleanly and removes it, B then
+    locks the removed file. B must notice and lock the file at RUN.lock, so that a third writer C is refused."""
+    path = tmp_path / "run.h5"
+    a, b, c = RunFile(path), RunFile(path), RunFile(path)
+    a.lock()
+    real_flock, calls = store.fcntl.flock, []
+
+    def flock(fd, how):
+        calls.append(fd)
+        if len(calls) == 1:
+            a.unlock(remove=True)                                       # between B's open and B's flock
+            assert not a.lock_path.exists()
+        return real_flock(fd, how)
+
+    monkeypatch.setattr(store.fcntl, "flock", flock)
+    b.lock()
+    monkeypatch.setattr(store.fcntl, "flock", real_flock)
+    assert len(calls) == 2 and b.lock_path.exists()                     # B retried on the file now there
+    with pytest.raises(RunFileError, match="another esprune process"):
+        c.lock()
+    b.unlock(remove=True)
+    assert not b.lock_path.exists()
+    c.lock()                                                            # free again
+    c.unlock()
+
 STRATEGY_BAD = {"elite_ratio": [1.5, -0.5, 0.0], "sigma_init": [float("nan"), float("inf"), -1.0, 1e300, 0.0, "big"],
                 "lrate_init": [0.0, -1.0, "x"], "lrate_limit": [-1.0], "lrate_decay": [1.5, 0.0], "beta1": [1.0], "beta2": [-0.1],
                 "sigma_decay": [2.0], "sigma_limit": [-1.0], "sigma_max_change": [1.0, -0.1], "sigma_lrate": [-1.0],
