@@ -135,17 +135,9 @@ def test_a_run_or_resume_that_ends_cleanly_leaves_no_lock_file(tmp_path):
 
 @pytest.mark.parametrize("fail_at", [1, 3])  # the creating commit; a checkpoint inside iteration 0
 def test_a_one_line_error_leaves_no_lock_file(tmp_path, monkeypatch, fail_at):
-    calls, real_replace = [], os.replace
-
-    def replace(src, dst):
-        calls.append(dst)
-        if len(calls) == fail_at:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_replace(src, dst)
-
     toml = tmp_path / "tiny.toml"
     toml.write_text("checkpoint_every = 1\n")
-    monkeypatch.setattr(os, "replace", replace)
+    _disk_full_at(monkeypatch, fail_at)
     one_line_error(invoke("run", toml, *FLAGS, "--out", tmp_path / "full.h5"), "no space left")
     assert not list(tmp_path.glob("*.lock"))
 
@@ -285,17 +277,9 @@ def test_disk_full_during_a_commit_is_one_line_and_the_run_resumes_to_the_same_n
                                                                                      monkeypatch, fail_at):
     _, rows = finished
     path = tmp_path / "full.h5"
-    calls, real_replace = [], os.replace
-
-    def replace(src, dst):
-        calls.append(dst)
-        if len(calls) == fail_at:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_replace(src, dst)
-
     toml = tmp_path / "tiny.toml"
     toml.write_text("eval_every = 2\ncheckpoint_every = 1\n[task_options]\nepisodes = 1\n")
-    monkeypatch.setattr(os, "replace", replace)
+    real_replace = _disk_full_at(monkeypatch, fail_at)
     one_line_error(invoke("run", toml, *FLAGS, "--out", path), "no space left")
     monkeypatch.setattr(os, "replace", real_replace)
     assert not list(tmp_path.glob("*.tmp"))
@@ -413,3 +397,18 @@ def test_resume_keeps_the_runs_backend_or_refuses_with_the_reason(tmp_path):
     with pytest.raises(BackendUnavailable, match="continues on its own backend"):
         Experiment.resume(path)
     assert isinstance(BackendUnavailable("x"), UserError)
+
+
+def _disk_full_at(monkeypatch, fail_at: int):
+    """``os.replace`` fails with ENOSPC on its ``fail_at``-th call (a full disk at that commit); returns the real
+    ``os.replace``."""
+    calls, real_replace = [], os.replace
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == fail_at:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return real_replace
