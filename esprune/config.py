@@ -326,8 +326,10 @@ def transfer_config(source, changes: dict, prepare: bool = True) -> RunConfig:
     """The config of a transfer run: the source run's config with ``changes`` (None values are kept from the
     source) and ``tickets_from = source``; every ticket of the source unless ``iterations`` is given.
 
-    A new task drops the source task's options (e.g. data_dir) and GD options (supervised vs PPO); a GD
-    transfer of an SNR run is labelled magnitude (no pruning happens in a transfer)."""
+    A new task drops the source task's options (e.g. data_dir) and GD options (supervised vs PPO); a new
+    strategy drops the source strategy's hyperparameters (they belong to it: the new one starts from its own
+    defaults, or from ``changes["strategy_options"]``); a GD transfer of an SNR run is labelled magnitude (no
+    pruning happens in a transfer)."""
     from .store import RunFile
 
     run = RunFile.open(source)
@@ -335,6 +337,8 @@ def transfer_config(source, changes: dict, prepare: bool = True) -> RunConfig:
     changes = dict(changes)
     if changes.get("task") and changes["task"] != base.get("task"):
         base["task_options"], base["gd_options"] = {}, {}
+    if changes.get("strategy") and strategies.canonical(changes["strategy"]) != base.get("strategy"):
+        base["strategy_options"] = {}
     if changes.get("trainer") == "gd" and base.get("prune") == "snr":
         base["prune"] = "magnitude"
     if changes.get("iterations") is None:

@@ -63,7 +63,10 @@ def test_strategies_lists_all_five_with_defaults():
 
 
 def test_tasks_and_bench_tasks(tmp_path):
-    assert "CartPole-v1" in json.loads(run("tasks", "--json").output)
+    listed = json.loads(run("tasks", "--json").output)
+    assert "CartPole-v1" in listed and all("test_episodes" in t for t in listed.values() if t["horizon"])
+    table = run("tasks")
+    assert table.exit_code == 0 and len(table.output.splitlines()) == len(listed)  # one line per task
     out = tmp_path / "t.json"
     assert run("bench", "tasks", "--repeats", "1", "--out", str(out)).exit_code == 0
     rows = json.loads(out.read_text())["rows"]

@@ -70,6 +70,17 @@ def test_transfer_onto_its_own_source_is_refused_and_the_source_kept(finished, t
     assert digest(path) == before and RunFile.open(path).finished
 
 
+def test_transfer_to_another_strategy_starts_from_its_own_hyperparameters(tmp_path):
+    """A Sep-CMA-ES run's options (elite_ratio, learning_rates) mean nothing to SNES: the transfer drops them."""
+    source = tmp_path / "src.h5"
+    Experiment.start(config.resolve({**TINY, "strategy_options": {"elite_ratio": 0.5}}), source).execute()
+    cfg = config.transfer_config(source, {"strategy": "snes"}, prepare=False)
+    assert cfg.strategy == "snes" and "elite_ratio" not in cfg.strategy_options
+    assert config.transfer_config(source, {}, prepare=False).strategy_options["elite_ratio"] == 0.5  # same ES: kept
+    result = invoke("transfer", source, "--strategy", "snes", "--out", tmp_path / "t.h5", "--quiet")
+    assert result.exit_code == 0, result.output
+
+
 @pytest.mark.parametrize("bad", [["--backend", "cupy"], ["--seed", "99999999999"], ["--seed", "-1"],
                                  ["--seed", "4294967295"], ["--keep", "1e-9", "--iterations", "3"]])
 def test_overwrite_with_a_rejected_config_keeps_the_old_run(finished, bad):

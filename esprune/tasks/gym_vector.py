@@ -92,8 +92,8 @@ class GymVectorTask(NormalizedEpisodes):
         obs_dim, act_dim, continuous, horizon = self.prepare()
         return {"kind": self.kind, "obs_shape": [obs_dim], "act_dim": act_dim,
                 "actions": "continuous (tanh output)" if continuous else "discrete (argmax)", "horizon": horizon,
-                "episodes": self.episodes, "default_net": repr(self.default_net()),
-                "note": "Gymnasium vector API: Python-stepped, the slow path"}
+                "episodes": self.episodes, "test_episodes": self.test_episodes,
+                "default_net": repr(self.default_net()), "note": "Gymnasium vector API: Python-stepped, the slow path"}
 
     def default_net(self) -> MLP:
         obs_dim, act_dim, continuous, _ = self.prepare()

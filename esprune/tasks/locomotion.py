@@ -60,8 +60,8 @@ class LocomotionTask(NormalizedEpisodes):
         """What ``esprune tasks`` lists (needs no MuJoCo)."""
         return {"kind": self.kind, "obs_shape": list(self.obs_shape), "act_dim": self.act_dim,
                 "actions": "continuous (tanh output; MuJoCo clamps to ctrlrange)", "horizon": self.max_steps,
-                "episodes": self.episodes, "default_net": repr(self.default_net()),
-                "needs": "pip install 'esprune[mujoco]'"}
+                "episodes": self.episodes, "test_episodes": self.test_episodes,
+                "default_net": repr(self.default_net()), "needs": "pip install 'esprune[mujoco]'"}
 
     def default_net(self) -> MLP:
         """The paper's locomotion policy (evojax MLPPolicy, brax config): obs → 32 → 32 tanh → tanh actions."""
