@@ -140,16 +140,8 @@ def stochastic_score(task, agent, seed: int, episodes: int | None, rng) -> float
     """Mean return of the policy *sampling* its actions on the task's test episodes (``episodes``, default
     ``task.test_episodes``; the same TEST_RESET starts as ``task.score``), stepped in numpy."""
     episodes = task.test_episodes if episodes is None else int(episodes)
-    state = task.resets(seed, 0, episodes, noise.TEST_RESET)
-    alive, returns = np.ones(episodes, dtype=bool), np.zeros(episodes)
-    for _ in range(task.max_steps):
-        action = agent.sample(task.env.observe_reference(state), rng)
-        nxt, reward, terminated = task.env.step_reference(state, action)
-        returns += np.where(alive, reward, 0.0)
-        state = np.where(alive[:, None], nxt, state)
-        alive &= ~terminated
-        if not alive.any():
-            break
+    starts = task.resets(seed, 0, episodes, noise.TEST_RESET)
+    returns, _ = task.step_episodes(starts, lambda obs: agent.sample(obs, rng))
     return float(returns.mean())
 
 

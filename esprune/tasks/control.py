@@ -102,22 +102,28 @@ class ControlTask:
     def rollout_reference(self, net, layout, pop, resets) -> np.ndarray:
         """The oracle: Python steps the vectorized numpy environment; the policy is the batched forward."""
         P, E = pop.shape[0], len(resets)
-        state = np.repeat(resets[None], P, axis=0).reshape(P * E, -1)
-        alive = np.ones(P * E, dtype=bool)
-        returns = np.zeros(P * E)
-        self.env_steps = 0
+
+        def act(obs):
+            out = net.forward(layout, pop, obs.reshape(P, E, -1), backend="numba").reshape(P * E, -1)
+            return out[:, 0] if self.continuous else np.argmax(out, axis=1)
+
+        returns, self.env_steps = self.step_episodes(np.repeat(resets[None], P, axis=0).reshape(P * E, -1), act)
+        return returns.reshape(P, E)
+
+    def step_episodes(self, state, act) -> tuple[np.ndarray, int]:
+        """Step the numpy environment from ``state`` ``(N, state_dim)`` until every episode ends or the horizon,
+        with ``act(obs (N, obs_dim)) -> actions (N,)``; returns each episode's return ``(N,)`` and the env steps
+        taken (ended episodes stop counting and their state is frozen)."""
+        alive, returns, steps = np.ones(state.shape[0], dtype=bool), np.zeros(state.shape[0]), 0
         for _ in range(self.max_steps):
-            self.env_steps += int(alive.sum())
-            obs = self.env.observe_reference(state).reshape(P, E, -1)
-            out = net.forward(layout, pop, obs, backend="numba").reshape(P * E, -1)
-            action = out[:, 0] if self.continuous else np.argmax(out, axis=1)
-            nxt, reward, terminated = self.env.step_reference(state, action)
+            steps += int(alive.sum())
+            nxt, reward, terminated = self.env.step_reference(state, act(self.env.observe_reference(state)))
             returns += np.where(alive, reward, 0.0)
             state = np.where(alive[:, None], nxt, state)
             alive &= ~terminated
             if not alive.any():
                 break
-        return returns.reshape(P, E)
+        return returns, steps
 
 
 ENVIRONMENTS = {"CartPole-v1": cartpole, "Acrobot-v1": acrobot, "Pendulum-v1": pendulum,
