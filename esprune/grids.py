@@ -26,6 +26,23 @@ GRIDS = {
                       {"axes": {"preset": ["cartpole", "gd-cartpole"], "seed": SEEDS}}),
 }
 
+# The grids of docs/REPRODUCTION.md (`make reproduce`): the paper's experiments at budgets a 2-core machine affords,
+# 3 seeds. Each states its cut in its [base]; the paper-budget grids above are the same points without it.
+REPRO_SEEDS = [0, 1, 2]
+REPRO = {
+    "repro-pendulum": ("Pendulum-v1 at 10% of the paper's budget (200 generations per iteration), 3 seeds: SNR vs "
+                       "magnitude vs random-reinit (REPRODUCTION.md finding 1)",
+                       {"preset": "pendulum", "base": {"generations": 200, "eval_every": 10, "checkpoint_every": 50},
+                        "axes": {"seed": REPRO_SEEDS, "prune": TICKET_MAKERS}}),
+    "repro-pendulum-baselines": ("Pendulum-v1 as repro-pendulum: the magnitude-permute, permute-permute and "
+                                 "mask-reinit baselines (REPRODUCTION.md finding 1)",
+                                 {"preset": "pendulum",
+                                  "base": {"generations": 200, "eval_every": 10, "checkpoint_every": 50},
+                                  "axes": {"seed": REPRO_SEEDS,
+                                           "prune": ["magnitude-permute", "permute-permute", "mask-reinit"]}}),
+}
+GRIDS.update(REPRO)
+
 
 def get(name: str) -> dict:
     if name not in GRIDS:
