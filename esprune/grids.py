@@ -30,14 +30,14 @@ GRIDS = {
 # 3 seeds. Each states its cut in its [base]; the paper-budget grids above are the same points without it.
 REPRO_SEEDS = [0, 1, 2]
 REPRO = {
-    "repro-pendulum": ("Pendulum-v1 at 10% of the paper's budget (200 generations per iteration), 3 seeds: SNR vs "
+    "repro-pendulum": ("Pendulum-v1 at 25% of the paper's budget (500 generations per iteration), 3 seeds: SNR vs "
                        "magnitude vs random-reinit (REPRODUCTION.md finding 1)",
-                       {"preset": "pendulum", "base": {"generations": 200, "eval_every": 10, "checkpoint_every": 50},
+                       {"preset": "pendulum", "base": {"generations": 500, "eval_every": 25, "checkpoint_every": 100},
                         "axes": {"seed": REPRO_SEEDS, "prune": TICKET_MAKERS}}),
     "repro-pendulum-baselines": ("Pendulum-v1 as repro-pendulum: the magnitude-permute, permute-permute and "
                                  "mask-reinit baselines (REPRODUCTION.md finding 1)",
                                  {"preset": "pendulum",
-                                  "base": {"generations": 200, "eval_every": 10, "checkpoint_every": 50},
+                                  "base": {"generations": 500, "eval_every": 25, "checkpoint_every": 100},
                                   "axes": {"seed": REPRO_SEEDS,
                                            "prune": ["magnitude-permute", "permute-permute", "mask-reinit"]}}),
 }
