@@ -391,20 +391,35 @@ def show(run_file, as_json, timing, as_config, curves, csv_file):
               help="Which summary column to plot.")
 @click.option("--band", "band_kind", default="se", show_default=True, type=click.Choice(["se", "minmax"]),
               help="Band over seeds: mean ± standard error (std/√n, the paper's) or min–max.")
-def report(run_files, out, metric, band_kind):
+@click.option("--at", "at", default=None, metavar="PCT,PCT,...",
+              help="Print the table only at these weights remaining (%%), each at the nearest iteration; "
+                   "'paper' = 100,32.8,10.7,3.5,1.44, the sparsities the paper reports (default: every iteration).")
+def report(run_files, out, metric, band_kind, at):
     """Score vs. weights remaining of run files or sweep directories (needs the plot extra).
 
     Runs equal but for their seed form one curve: the seed mean with a ± standard-error band (SE = s/√n;
     --band minmax: lowest to highest seed);
     curves are named by the config keys that differ between them. The table of means and SEs is written to
-    OUT's .json and .csv. Over two or more tasks, a last panel shows the paper's aggregate: each task's curves
-    min–max normalised, then each method (ticket maker, ES or GD) averaged over the tasks.
+    OUT's .json and .csv, and printed as mean ± SE per iteration (--at: at chosen sparsities). Over two or more
+    tasks, a last panel shows the paper's aggregate: each task's curves min–max normalised, then each method
+    (ticket maker, ES or GD) averaged over the tasks.
     """
     from esprune.outputs import FIGURE_FORMATS, check_writable
+    from esprune.report_grid import PAPER_REMAINING, text_table
     from esprune.report_grid import report as _report
 
+    points = None
+    if at is not None:
+        try:
+            points = PAPER_REMAINING if at == "paper" else tuple(float(x) for x in at.split(","))
+        except ValueError:
+            raise click.BadParameter(f"{at!r} is not 'paper' or a comma-separated list of percentages",
+                                     param_hint="--at") from None
+        if not all(0 < p <= 100 for p in points):
+            raise click.BadParameter("percentages must lie in (0, 100]", param_hint="--at")
     check_writable(out, FIGURE_FORMATS, "figure")
     result = _report(run_files, out, metric, warn=lambda line: click.echo(line, err=True), band_kind=band_kind)
+    click.echo(text_table(result["curves"], points))
     click.echo(f"wrote {out}, {result['json']}, {result['csv']}: " + ", ".join(
         f"{c['label']} ({c['seeds']} seed{'s' * (c['seeds'] > 1)})" for c in result["curves"]))
 

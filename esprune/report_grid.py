@@ -205,6 +205,40 @@ def report(paths, out, metric: str = "test", warn=print, band_kind: str = "se") 
     return {"curves": cs, "aggregate": agg, "json": str(js), "csv": str(table)}
 
 
+PAPER_REMAINING = (100.0, 32.8, 10.7, 3.5, 1.44)  # the weights remaining (%) the paper's figures are read at
+
+
+def text_table(curves_, at=None) -> str:
+    """The curves' means ± SE as a text table, one row per IMP iteration and one column per curve, grouped by task.
+
+    ``at``: weights remaining (%) to show; each picks the iteration whose remaining percentage is nearest
+    (PAPER_REMAINING gives the paper's 100, 32.8, 10.7, 3.5, 1.44 % = iterations 0, 5, 10, 15, 19 at keep 0.8);
+    None shows every iteration. A curve that did not reach a row's iteration shows "—"; one seed shows no SE.
+    """
+    blocks = []
+    for task in sorted({c["task"] for c in curves_}):
+        mine = [c for c in curves_ if c["task"] == task]
+        longest = max(mine, key=lambda c: len(c["iteration"]))
+        remaining = np.asarray(longest["weights_remaining"])
+        if at is None:
+            rows = list(longest["iteration"])
+        else:  # nearest on a log scale, each iteration once
+            rows = sorted({int(np.argmin(np.abs(np.log(remaining) - np.log(p)))) for p in at})
+        cells = [[task, "remaining %"] + [f"{c['label']} (n={c['seeds']})" for c in mine]]
+        for i in rows:
+            line = [f"iteration {i}", f"{remaining[i]:.3g}"]
+            for c in mine:
+                if i >= len(c["mean"]):
+                    line.append("—")
+                    continue
+                se = c["se"][i]
+                line.append(f"{c['mean'][i]:.4g}" + ("" if se != se else f" ± {se:.2g}"))
+            cells.append(line)
+        widths = [max(len(r[k]) for r in cells) for k in range(len(cells[0]))]
+        blocks.append("\n".join("  ".join(x.rjust(w) for x, w in zip(r, widths)) for r in cells))
+    return "\n\n".join(blocks)
+
+
 def _axis(ax, ylabel, title):
     ax.set_xscale("log")
     ax.invert_xaxis()

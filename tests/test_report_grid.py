@@ -125,3 +125,24 @@ def test_a_seed_that_stopped_early_cuts_its_curve_with_a_warning(runs):
     assert snr["seeds"] == 4 and snr["iteration"] == [0, 1]
     np.testing.assert_allclose(snr["mean"], [(500 + 480 + 490 + 400) / 4, (450 + 470 + 400 + 100) / 4])
     assert lines == ["warning: prune=snr: the seeds reached 2..3 iterations; the curve stops at 2 (unfinished runs?)"]
+
+
+def test_text_table_prints_mean_and_se_at_the_nearest_iteration(runs):
+    curves = report_grid.curves(report_grid.collect([runs]))
+    text = report_grid.text_table(curves, at=(100, 79, 1))  # 79 % → iteration 1 (80 %), 1 % → the last (64 %)
+    block = text.split("\n\n")[0]  # CartPole-v1 first (tasks sorted)
+    lines = block.splitlines()
+    assert lines[0].split()[0] == "CartPole-v1" and len(lines) == 4  # header + iterations 0, 1, 2
+    snr = np.array(SCORES[("CartPole-v1", "snr")], dtype=float)
+    se = snr.std(0, ddof=1) / np.sqrt(3)
+    assert f"{snr.mean(0)[1]:.4g} ± {se[1]:.2g}" in lines[2] and lines[2].split()[:3] == ["iteration", "1", "80"]
+    everything = report_grid.text_table(curves)
+    assert len(everything.split("\n\n")[1].splitlines()) == 4  # Pendulum-v1: every iteration
+
+
+def test_report_at_paper_and_bad_at(runs, tmp_path):
+    ok = CliRunner().invoke(cli, ["report", str(runs), "-o", str(tmp_path / "r.png"), "--at", "paper"])
+    assert ok.exit_code == 0, ok.output
+    assert "iteration 0" in ok.output and "iteration 2" in ok.output  # 1.44 % is nearest the last (64 %)
+    bad = CliRunner().invoke(cli, ["report", str(runs), "-o", str(tmp_path / "r.png"), "--at", "0,50"])
+    assert bad.exit_code == 2 and "(0, 100]" in bad.output
