@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NVCC_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 
-.PHONY: setup test test-fast kernels demo bench gpu-check gpu-check-emulated clean
+.PHONY: setup test test-fast kernels demo reproduce bench gpu-check gpu-check-emulated clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ demo: $(STAMP)
 	$(VENV)/bin/esprune info
 	$(VENV)/bin/esprune run --preset demo --out runs/demo.h5 --overwrite
 	$(VENV)/bin/esprune report runs/demo.h5 -o runs/demo.png
+
+# docs/REPRODUCTION.md's experiments (hours on 2 cores; resumable: the same command continues) and their figures.
+# STAGES="pendulum fashion-mnist" (the MNIST family needs ESPRUNE_DATA), JOBS=2 runs at once.
+reproduce: $(STAMP)
+	scripts/reproduce.sh
 
 bench: $(STAMP)
 	$(VENV)/bin/esprune bench all --out bench.json

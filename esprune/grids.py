@@ -40,6 +40,12 @@ REPRO = {
                                   "base": {"generations": 500, "eval_every": 25, "checkpoint_every": 100},
                                   "axes": {"seed": REPRO_SEEDS,
                                            "prune": ["magnitude-permute", "permute-permute", "mask-reinit"]}}),
+    "repro-fashion-mnist": ("Fashion-MNIST (SNES) at 2.5% of the paper's generations (100 per iteration) and batch 256 "
+                            "(the paper: 1024), 3 seeds: SNR vs magnitude vs random-reinit (REPRODUCTION.md finding 1)",
+                            {"preset": "fashion-mnist",
+                             "base": {"generations": 100, "eval_every": 10, "checkpoint_every": 25,
+                                      "task_options": {"batch_size": 256}},
+                             "axes": {"seed": REPRO_SEEDS, "prune": TICKET_MAKERS}}),
 }
 GRIDS.update(REPRO)
 

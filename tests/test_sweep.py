@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from esprune import config, grids, sweep
+from esprune import config, grids, presets, sweep
 from esprune.errors import ConfigError
 from esprune.imp import Experiment
 
@@ -161,3 +161,17 @@ def test_status_lists_points_not_started(tmp_path):
     assert sweep.run_point(points[0]) == "skipped"
     assert json.loads(invoke("sweep", "status", tmp_path / "d", "--json").output)[0]["state"] == "done"
     assert invoke("sweep", "status", tmp_path / "nothing").exit_code == 2
+
+
+@pytest.mark.parametrize("name", sorted(grids.REPRO))
+def test_reproduction_grids_are_three_seeds_of_the_paper_preset_with_only_the_stated_cuts(tmp_path, name):
+    """REPRODUCTION.md's grids: ≥ 3 seeds, and each point is its preset's paper config except the keys its
+    [base] names (the budget cuts REPRODUCTION.md states), so nothing else departs silently."""
+    grid = grids.get(name)
+    assert len(grid["axes"]["seed"]) >= 3
+    for point in sweep.expand(grid, tmp_path, prepare=False):
+        paper = config.resolve(presets.get(grid["preset"]),
+                               {k: v for k, v in point.values.items()}, prepare=False).to_dict()
+        mine = point.config.to_dict()
+        differ = {k for k in mine if mine[k] != paper[k]}
+        assert differ <= set(grid["base"]), differ
