@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
-# make gpu-check OUT=DIR: on a bare CUDA machine, install CuPy for the driver's CUDA version into .venv (pip; a
-# local wheel folder works through PIP_FIND_LINKS when the machine has no network), then run
+# make gpu-check OUT=DIR: on a CUDA machine, with an interpreter that has esprune's dependencies (.venv, or the lent
+# machine's python3, which also holds CuPy; else CuPy is pip-installed, from PIP_FIND_LINKS when offline), run
 # scripts/gpu_check.py, which writes DIR/*.json and DIR/summary.md; install and steps together take at most
 # 450 s (+25 s of grace), under the 8 minutes a lent device allows.
 set -u
 start=$(date +%s)
 OUT=${1:?usage: scripts/gpu-check.sh OUT_DIR [--emulate]}
 shift
-PY=${PY:-.venv/bin/python}
+# The interpreter: $PY, else .venv's, else python3 (a lent machine's image holds numpy, numba, scipy, h5py,
+# click, pytest and CuPy, and nothing can be installed there from the network).
+if [ -z "${PY:-}" ]; then
+    if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
+fi
+if ! "$PY" -c "import esprune" 2>/dev/null; then  # not installed into that interpreter: run from the checkout
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+missing=$("$PY" -c "
+import importlib.util as u
+print(' '.join(m for m in ('numpy', 'numba', 'scipy', 'h5py', 'click', 'pytest') if u.find_spec(m) is None))")
+if [ -n "$missing" ]; then
+    echo "gpu-check: $PY lacks $missing; run make setup (needs the network) or set PY to an interpreter that has them" >&2
+    exit 2
+fi
 if [ "${1:-}" != "--emulate" ] && ! "$PY" -c "import cupy" 2>/dev/null; then
     major=$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9]*\)\..*/\1/p' | head -n1)
     if [ -z "$major" ] && command -v nvcc >/dev/null; then
