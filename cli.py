@@ -662,7 +662,8 @@ def data():
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def data_check(data_dir, as_json):
     """Where each dataset file was found ($ESPRUNE_DATA, ~/.cache/esprune, Debian's Fashion-MNIST) and whether
-    its content verifies against data/checksums.json."""
+    its content verifies against data/checksums.json. Names the places searched when a file is missing; exits 2
+    when no file is found at all or one fails verification."""
     from esprune import datasets
 
     report = datasets.check(data_dir)
@@ -673,6 +674,14 @@ def data_check(data_dir, as_json):
             click.echo(f"{entry['status']:<8} {key:<45} {entry['path'] or ''}")
             if entry["status"] == "bad":
                 click.echo(f"         {entry['reason']}")
+    missing = [key for key, entry in report.items() if entry["status"] == "missing"]
+    if missing and not as_json:
+        where = sorted({str(d) for name in datasets.NAMES for d in datasets.search_dirs(name, data_dir)})
+        click.echo(f"{len(missing)} of {len(report)} file(s) missing; looked in {', '.join(where)}. Set ESPRUNE_DATA "
+                   "to the folder holding mnist/, fashion-mnist/, kmnist/, or `esprune data fetch NAME`.")
+    if len(missing) == len(report):
+        raise UsageError("no dataset file found anywhere (see the places above, or --json); "
+                         "set ESPRUNE_DATA or run `esprune data fetch NAME`")
     bad = [key for key, entry in report.items() if entry["status"] == "bad"]
     if bad:
         names = sorted({key.split("/")[0] for key in bad})

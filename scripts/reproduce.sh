@@ -11,6 +11,8 @@ ES=${ES:-.venv/bin/esprune}
 JOBS=${JOBS:-2}
 STAGES=${STAGES:-pendulum fashion-mnist}
 FIG=docs/figures
+# the MNIST family: $ESPRUNE_DATA, else the ../shared/data the test suite also looks in, else esprune's defaults
+if [ -z "${ESPRUNE_DATA:-}" ] && [ -d ../shared/data ]; then export ESPRUNE_DATA=$(cd ../shared/data && pwd); fi
 mkdir -p "$FIG"
 
 say() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }

@@ -423,3 +423,14 @@ def _disk_full_at(monkeypatch, fail_at: int):
 
     monkeypatch.setattr(os, "replace", replace)
     return real_replace
+
+
+def test_data_check_with_nothing_anywhere_names_where_it_looked_and_exits_2(tmp_path, monkeypatch):
+    monkeypatch.delenv("ESPRUNE_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr("esprune.datasets.DEBIAN", {})
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = invoke("data", "check", empty)
+    one_line_error(result, "no dataset file found anywhere")
+    assert f"12 of 12 file(s) missing; looked in {empty}" in result.stdout and "ESPRUNE_DATA" in result.stdout
