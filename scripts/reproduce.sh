@@ -27,6 +27,8 @@ pendulum() {
     say "Pendulum-v1: linear mode connectivity, consecutive sparsities and seeds 0-1 (finding 4)"
     "$ES" connect "$d/seed=0__prune=snr.h5" --consecutive --out "$FIG/pendulum-connect-consecutive"
     "$ES" connect "$d/seed=0__prune=snr.h5" "$d/seed=1__prune=snr.h5" --out "$FIG/pendulum-connect-seeds"
+    say "Pendulum-v1: sharpness profiles of seed 0's snr solutions (finding 4; no Hessian for control tasks)"
+    "$ES" flatness "$d/seed=0__prune=snr.h5" --out "$FIG/pendulum-flatness"
     say "Pendulum-v1: the permute and mask-reinit baselines, 3 seeds (finding 1)"
     "$ES" sweep start --preset repro-pendulum-baselines --jobs "$JOBS" --quiet
     "$ES" report "$d" sweeps/repro-pendulum-baselines -o "$FIG/pendulum-baselines.png" --at paper
