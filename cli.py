@@ -255,13 +255,15 @@ def resume(run_file, quiet):
     from esprune import distributed
     from esprune.imp import Experiment
 
+    from esprune import report
     from esprune.report import table
 
     exp = distributed.resume(run_file) if distributed.world_size() > 1 else Experiment.resume(run_file)
     if exp.finished:  # said before any lock is taken: a finished run needs no writer
         if getattr(exp, "is_root", True):
             click.echo(f"{run_file} is already finished; nothing to do.", err=True)
-            click.echo(table(exp.run.summary()))
+            rows = exp.run.summary()
+            click.echo("\n".join([table(rows), *report.notes(rows)]))
         return
     _execute(exp, quiet)
 
@@ -302,13 +304,16 @@ def _execute(exp, quiet):
             def iteration_done(row):
                 if log:
                     click.echo(report.iteration_line(row, K), err=True)
-            rows = exp.execute(progress, iteration_done)
+
+            def warn(line):  # once per command, also with --quiet; in a terminal, below the bar's line
+                click.echo(("" if log or quiet else "\n") + f"warning: {line}", err=True)
+            rows = exp.execute(progress, iteration_done, warn if root else None)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; continue with: esprune resume {exp.run.name}", err=True)
         sys.exit(130)
     if not root:
         return
-    click.echo(table(rows))
+    click.echo("\n".join([table(rows), *report.notes(rows)]))
     click.echo(f"run file: {exp.run.name}", err=True)
 
 
@@ -377,7 +382,7 @@ def show(run_file, as_json, timing, as_config, curves, csv_file):
         return
     cfg, ck = run.config, run.checkpoint()
     click.echo(f"{run_file}: {setting(cfg)} · keep {cfg['keep']} · {cfg['backend']}")
-    click.echo(table(rows))
+    click.echo("\n".join([table(rows), *report.notes(rows)]))
     if ck and not ck["finished"]:
         click.echo(f"unfinished: next is iteration {ck['iteration']} at generation {ck['generation']}; "
                    f"continue with: esprune resume {run_file}")

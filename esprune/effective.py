@@ -98,6 +98,16 @@ def effective(spec: ParamSpec, mask) -> Effective:
     return Effective(Mask(out, spec), layers, spec.prunable_size, not bool(forward[-1].any()))
 
 
+def warning(iteration: int, eff: dict) -> str:
+    """The one line that says iteration ``iteration``'s ticket (``eff``: ``Effective.to_dict()``) is
+    disconnected, and what that means for its score."""
+    empty = eff["empty"]
+    why = (f"{', '.join(empty)} empty" if empty else
+           "no layer is empty, but no path of active weights joins an input to an output")
+    return (f"iteration {iteration}: the ticket is disconnected ({why}): no input reaches an output, so the network "
+            "computes a constant whatever its weights (its score is that of a constant policy or prediction)")
+
+
 def layer_name(tensor: str) -> str:
     """``dense_1/w`` → ``dense_1``: how reports name a layer."""
     return tensor.rsplit("/", 1)[0]

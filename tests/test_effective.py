@@ -1,6 +1,8 @@
 """Effective sparsity (Vysogorets & Kempe 2023): the weights on some input→output path, against a brute-force
 enumeration of every path, and against the networks themselves (with zero biases, the effective weights alone
 compute exactly what the whole masked network computes; a disconnected network is constant in its input)."""
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -158,3 +160,173 @@ def test_a_network_that_is_not_a_chain_of_layers_is_refused():
     with pytest.raises(ValueError, match="does not follow"):
         effective(ParamSpec([("dense_0/w", (3, 4), True), ("dense_1/w", (5, 2), True)]),
                   {"dense_0/w": np.ones((3, 4), bool), "dense_1/w": np.ones((5, 2), bool)})
+
+
+# ---------------------------------------------------------------------------------------------- runs, show, report
+TINY = {"task": "CartPole-v1", "task_options": {"episodes": 1}, "strategy": "snes", "prune": "magnitude",
+        "strategy_options": {"sigma_init": 0.07}, "iterations": 3, "keep": 0.05, "generations": 3, "popsize": 4,
+        "eval_every": 3, "seed": 3}  # keep 0.05: iteration 2 keeps 11 weights, all in the first layer (largest init)
+
+
+def invoke(*args):
+    from click.testing import CliRunner
+
+    from cli import cli
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def disconnected_run(tmp_path_factory):
+    """A tiny CartPole run through `esprune run`, whose tickets 2 and 3 are disconnected."""
+    from esprune.report import config_toml
+
+    folder = tmp_path_factory.mktemp("effective")
+    (folder / "tiny.toml").write_text(config_toml(TINY))
+    result = invoke("run", folder / "tiny.toml", "--out", folder / "run.h5", "--quiet")
+    assert result.exit_code == 0, result.output
+    return folder / "run.h5", result
+
+
+def reference_rows(path):
+    """What each finished iteration's ticket should report, from its stored mask (the function is tested above)."""
+    from esprune.store import RunFile
+
+    run = RunFile.open(path)
+    return [effective(run.spec, run.ticket(row["iteration"]).mask) for row in run.summary()]
+
+
+def test_a_run_warns_once_on_stderr_when_its_ticket_becomes_disconnected(disconnected_run):
+    path, result = disconnected_run
+    refs = reference_rows(path)
+    assert [r.disconnected for r in refs] == [False, False, True, True]      # the setting does what it says
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: iteration 2: the ticket is disconnected (dense_1, dense_2 empty): no input "
+                        "reaches an output, so the network computes a constant whatever its weights (its score "
+                        "is that of a constant policy or prediction)"]
+    assert "warning" not in result.stdout
+
+
+def test_the_run_file_carries_effective_sparsity_per_iteration(disconnected_run):
+    import h5py
+
+    from esprune.store import RunFile
+
+    path, _ = disconnected_run
+    rows, refs = RunFile.open(path).summary(), reference_rows(path)
+    with h5py.File(path, "r") as f:                                         # stored with each ticket
+        assert all("effective" in g.attrs for g in f["iterations"].values())
+    for row, ref in zip(rows, refs):
+        assert row["effective"] == 100 * ref.remaining and row["effective_weights"] == ref.count
+        assert row["disconnected"] == ref.disconnected and row["empty_layers"] == ref.empty
+        assert row["layers"] == ref.to_dict()["layers"]
+    assert rows[2]["empty_layers"] == ["dense_1", "dense_2"] and rows[2]["effective"] == 0.0
+
+
+def test_a_file_written_before_effective_sparsity_existed_shows_it_from_its_masks(disconnected_run, tmp_path):
+    import shutil
+
+    import h5py
+
+    from esprune.store import RunFile
+
+    path, _ = disconnected_run
+    old = tmp_path / "old.h5"
+    shutil.copy(path, old)
+    with h5py.File(old, "r+") as f:                                         # what earlier esprune versions wrote
+        for g in f["iterations"].values():
+            del g.attrs["effective"]
+    assert json.dumps(RunFile.open(old).summary()) == json.dumps(RunFile.open(path).summary())  # NaN threshold
+    shown = invoke("show", old)
+    assert shown.exit_code == 0 and shown.stdout.replace(str(old), "") == invoke("show", path).stdout.replace(
+        str(path), "")
+    assert json.loads(invoke("show", old, "--json").stdout)[3]["disconnected"] is True
+
+
+def test_show_has_an_effective_column_and_names_the_disconnected_iterations(disconnected_run):
+    path, _ = disconnected_run
+    refs = reference_rows(path)
+    lines = invoke("show", path).stdout.splitlines()
+    header = lines[1].split()
+    assert header[:4] == ["iter", "sparsity", "active", "effective"]
+    cells = [line.split()[header.index("effective")] for line in lines[2:6]]
+    assert cells == [f"{100 * r.remaining:.3g}%" for r in refs] and cells[2:] == ["0%", "0%"]
+    assert lines[6] == ("iterations 2–3: disconnected (dense_1, dense_2 empty): no input reaches an output, the "
+                        "network computes a constant")
+    rows = json.loads(invoke("show", path, "--json").stdout)
+    assert [r["effective_weights"] for r in rows] == [r.count for r in refs]
+    assert [r["empty_layers"] for r in rows] == [r.empty for r in refs]
+
+
+def test_notes_group_consecutive_iterations_alike():
+    from esprune.report import notes
+
+    rows = [{"iteration": k, "disconnected": d, "empty_layers": e} for k, d, e in
+            [(0, False, []), (1, True, []), (2, True, ["dense_2"]), (3, True, ["dense_2"]), (4, True, ["dense_1"])]]
+    assert [line.split(":")[0] for line in notes(rows)] == ["iteration 1", "iterations 2–3", "iteration 4"]
+    assert "no layer empty" in notes(rows)[0] and "(dense_2 empty)" in notes(rows)[1]
+
+
+def ticket_run(path, seed, masks):
+    """A run file whose iteration k has ticket mask ``masks[k]`` and test score 100 − k (no training)."""
+    from esprune import config, tasks
+    from esprune.prune import Ticket
+    from esprune.store import RunFile
+
+    cfg = config.resolve({"task": "CartPole-v1", "prune": "snr", "seed": seed, "iterations": len(masks) - 1},
+                         prepare=False)
+    net = tasks.make("CartPole-v1").default_net()
+    init = net.init(seed)
+    run = RunFile.create(path, cfg.to_dict(), net.spec, Ticket(init, masks[0]))
+    for k, mask in enumerate(masks):
+        row = {"iteration": k, "sparsity": mask.sparsity(), "active": 0, "final": 100.0 - k, "best": 100.0 - k,
+               "test": 100.0 - k, "threshold": np.nan, "seconds": 1.0}
+        nxt = Ticket(init, masks[k + 1]) if k + 1 < len(masks) else None
+        run.finish_iteration(k, {}, {}, row, next_ticket=nxt)
+    run.unlock()
+    return path
+
+
+def test_report_carries_effective_remaining_and_disconnected_seeds(tmp_path):
+    import csv
+
+    from esprune import report_grid, tasks
+
+    spec = tasks.make("CartPole-v1").default_net().spec
+    rng = np.random.default_rng(1)
+    half = random_mask(spec, rng, 0.5)
+    cut = Mask({n: (m if n == "dense_0/w" else np.zeros_like(m)) for n, m in half.items()}, spec)
+    masks = {0: [Mask.dense(spec), half, cut], 1: [Mask.dense(spec), half, half]}
+    paths = [ticket_run(tmp_path / f"s{s}.h5", s, m) for s, m in masks.items()]
+    result = report_grid.report(paths, tmp_path / "fig.png")
+    (curve,) = result["curves"]
+    remaining = [[100 * effective(spec, m).remaining for m in masks[s]] for s in masks]
+    np.testing.assert_allclose(curve["effective_remaining"], np.mean(remaining, axis=0))
+    assert curve["disconnected_seeds"] == [0, 0, 1]
+    stored = json.loads((tmp_path / "fig.json").read_text())["curves"][0]
+    assert stored["disconnected_seeds"] == [0, 0, 1]
+    with open(tmp_path / "fig.csv") as fh:
+        table = list(csv.DictReader(fh))
+    assert [float(r["effective_remaining"]) for r in table] == curve["effective_remaining"]
+    assert [int(r["disconnected_seeds"]) for r in table] == [0, 0, 1]
+
+
+def test_the_figure_marks_effective_remaining_and_disconnected_tickets():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from esprune.report_grid import _effective_marks
+
+    fig, ax = plt.subplots()
+    x, mean = np.array([100.0, 50.0, 25.0]), np.array([500.0, 400.0, 9.0])
+    drawn = _effective_marks(ax, {"effective_remaining": [100.0, 20.0, 0.0], "disconnected_seeds": [0, 0, 2]},
+                             x, mean, "C0")
+    assert drawn == ["effective", "disconnected"]
+    dotted, crosses = ax.lines
+    assert dotted.get_linestyle() == ":" and dotted.get_xdata().tolist() == [100.0, 20.0]   # 0 is not on a log axis
+    assert crosses.get_marker() == "x" and crosses.get_xdata().tolist() == [25.0]
+    ax.clear()
+    assert _effective_marks(ax, {"effective_remaining": [100.0, 50.0], "disconnected_seeds": [0, 0]},
+                            x[:2], mean[:2], "C0") == [] and not ax.lines       # nothing to mark: nothing drawn
+    plt.close(fig)
