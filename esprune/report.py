@@ -15,8 +15,8 @@ from .errors import UserError
 from .store import RunFile
 
 COLUMNS = (("iteration", "iter", "{:d}"), ("sparsity", "sparsity", "{:.4f}"), ("active", "active", "{:d}"),
-           ("effective", "effective", "{:.3g}%"), ("final", "final", "{:.2f}"), ("best", "best", "{:.2f}"), ("test", "test", "{:.2f}"),
-           ("threshold", "threshold", "{:.4g}"), ("seconds", "seconds", "{:.1f}"))
+           ("effective", "effective", "{:.3g}%"), ("final", "final", "{:.2f}"), ("best", "best", "{:.2f}"),
+           ("test", "test", "{:.2f}"), ("threshold", "threshold", "{:.4g}"), ("seconds", "seconds", "{:.1f}"))
 
 
 def table(rows: list[dict]) -> str:

@@ -88,7 +88,8 @@ def curves(runs, metric: str = "test", warn=print, band_kind: str = "se") -> lis
                     "files": [str(p) for p, _, _ in members], "iteration": list(range(n)),
                     "sparsity": sparsity.tolist(), "weights_remaining": (100 * (1 - sparsity)).tolist(),
                     "effective_remaining": effective.mean(0).tolist(),
-                    "disconnected_seeds": disconnected.sum(0).astype(int).tolist(), "mean": mean.tolist(), "se": se.tolist(), "band": BANDS[band_kind],
+                    "disconnected_seeds": disconnected.sum(0).astype(int).tolist(), "mean": mean.tolist(),
+                    "se": se.tolist(), "band": BANDS[band_kind],
                     "low": low.tolist(), "high": high.tolist()})
     return out
 

@@ -50,13 +50,16 @@ def cnn_graph(net, mask):
     edges = []
     for k in range(len(net.channels)):
         m = mask[f"conv_{k}/w"]
-        edges += [(("c", k, ci), ("c", k + 1, co), (f"conv_{k}/w", (co, ci, y, x))) for co, ci, y, x in zip(*np.nonzero(m))]
+        edges += [(("c", k, ci), ("c", k + 1, co), (f"conv_{k}/w", (co, ci, y, x)))
+                  for co, ci, y, x in zip(*np.nonzero(m))]
     K, C = len(net.channels), net.channels[-1]
     per = net.flat_dim // C
     edges += [(("c", K, p // per), ("d", 0, p), None) for p in range(net.flat_dim)]
     for k in range(net.dense.n_layers):
-        edges += [(("d", k, i), ("d", k + 1, j), (f"dense_{k}/w", (i, j))) for i, j in zip(*np.nonzero(mask[f"dense_{k}/w"]))]
-    return edges, {("c", 0, c) for c in range(net.in_shape[0])}, {("d", net.dense.n_layers, j) for j in range(net.out_dim)}
+        edges += [(("d", k, i), ("d", k + 1, j), (f"dense_{k}/w", (i, j)))
+                  for i, j in zip(*np.nonzero(mask[f"dense_{k}/w"]))]
+    sources = {("c", 0, c) for c in range(net.in_shape[0])}
+    return edges, sources, {("d", net.dense.n_layers, j) for j in range(net.out_dim)}
 
 
 def as_set(eff_mask):
@@ -142,8 +145,7 @@ def test_cnn_channels_a_dead_channel_and_the_flatten():
     """mnist-sized CNN: conv_0 channel 3 receives no tap, so conv_1's taps reading it and nothing else of it
     count; a conv_1 channel with no dense weight out of its flattened block is a dead end."""
     net = CNN((1, 28, 28), (8, 16), 5, 2, (), 10, "relu", "log_softmax")
-    mask = dict(Mask.dense(net.spec).items())
-    mask = {n: m.copy() for n, m in mask.items()}
+    mask = {n: m.copy() for n, m in Mask.dense(net.spec).items()}
     mask["conv_0/w"][3] = False                                            # channel 3 of conv_0: no input
     mask["dense_0/w"][5 * 49:6 * 49] = False                               # channel 5 of conv_1: feeds nothing
     eff = effective(net.spec, Mask(mask, net.spec))
