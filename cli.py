@@ -173,7 +173,8 @@ def run(config_file, preset, out, overwrite, quiet, **flags):
 
     Layers, later wins: defaults, --preset, CONFIG_FILE (TOML with the same keys), flags. The merged config is
     checked before any work starts. The run is checkpointed as it goes: after a crash or Ctrl-C,
-    `esprune resume RUN.h5` continues it to the same numbers.
+    `esprune resume RUN.h5` continues it to the same numbers. When pruning disconnects the network (no input
+    reaches an output), one warning line on stderr says so, once, before that ticket is trained.
     """
     from esprune import config, distributed, presets
     from esprune.imp import Experiment
@@ -255,13 +256,15 @@ def resume(run_file, quiet):
     from esprune import distributed
     from esprune.imp import Experiment
 
+    from esprune import report
     from esprune.report import table
 
     exp = distributed.resume(run_file) if distributed.world_size() > 1 else Experiment.resume(run_file)
     if exp.finished:  # said before any lock is taken: a finished run needs no writer
         if getattr(exp, "is_root", True):
             click.echo(f"{run_file} is already finished; nothing to do.", err=True)
-            click.echo(table(exp.run.summary()))
+            rows = exp.run.summary()
+            click.echo("\n".join([table(rows), *report.notes(rows)]))
         return
     _execute(exp, quiet)
 
@@ -302,13 +305,16 @@ def _execute(exp, quiet):
             def iteration_done(row):
                 if log:
                     click.echo(report.iteration_line(row, K), err=True)
-            rows = exp.execute(progress, iteration_done)
+
+            def warn(line):  # once per command, also with --quiet; in a terminal, below the bar's line
+                click.echo(("" if log or quiet else "\n") + f"warning: {line}", err=True)
+            rows = exp.execute(progress, iteration_done, warn if root else None)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; continue with: esprune resume {exp.run.name}", err=True)
         sys.exit(130)
     if not root:
         return
-    click.echo(table(rows))
+    click.echo("\n".join([table(rows), *report.notes(rows)]))
     click.echo(f"run file: {exp.run.name}", err=True)
 
 
@@ -316,7 +322,9 @@ def _execute(exp, quiet):
 @click.argument("run_file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True,
               help="Print the rows as a JSON list (keys iteration, sparsity, active, final, best, test, threshold, "
-                   "seconds; a missing threshold is null); with --config or --curves, those as JSON.")
+                   "seconds; a missing threshold is null; and the ticket's effective sparsity: effective (%), "
+                   "effective_weights, empty_layers, disconnected, layers {layer: {size, kept, effective}}); "
+                   "with --config or --curves, those as JSON.")
 @click.option("--timing", is_flag=True,
               help="The per-iteration profile instead: seconds in ask, evaluate, tell and commit (run-file "
                    "writes), the env steps or images processed and the GFLOP/s of the evaluations.")
@@ -333,6 +341,9 @@ def _execute(exp, quiet):
 def show(run_file, as_json, timing, as_config, curves, csv_file):
     """The summary table of a run: per iteration its sparsity, active parameters and scores.
 
+    effective: the % of prunable weights that lie on some input→output path of active weights (Vysogorets &
+    Kempe 2023, effective sparsity; conv layers counted by channel, an upper bound); a line under the table
+    names the iterations whose ticket is disconnected (no input reaches an output) and its empty layers.
     final: the final mean's training fitness; best: its best test score during training; test: the final
     mean's test score; threshold: the pruning score below which weights were cut to make this ticket.
     """
@@ -377,7 +388,7 @@ def show(run_file, as_json, timing, as_config, curves, csv_file):
         return
     cfg, ck = run.config, run.checkpoint()
     click.echo(f"{run_file}: {setting(cfg)} · keep {cfg['keep']} · {cfg['backend']}")
-    click.echo(table(rows))
+    click.echo("\n".join([table(rows), *report.notes(rows)]))
     if ck and not ck["finished"]:
         click.echo(f"unfinished: next is iteration {ck['iteration']} at generation {ck['generation']}; "
                    f"continue with: esprune resume {run_file}")
@@ -400,9 +411,11 @@ def report(run_files, out, metric, band_kind, at):
     Runs equal but for their seed form one curve: the seed mean with a ± standard-error band (SE = s/√n;
     --band minmax: lowest to highest seed);
     curves are named by the config keys that differ between them. The table of means and SEs is written to
-    OUT's .json and .csv, and printed as mean ± SE per iteration (--at: at chosen sparsities). Over two or more
-    tasks, a last panel shows the paper's aggregate: each task's curves min–max normalised, then each method
-    (ticket maker, ES or GD) averaged over the tasks.
+    OUT's .json and .csv, with effective_remaining (seed mean % of the weights on some input→output path) and
+    disconnected_seeds, and printed as mean ± SE per iteration (--at: at chosen sparsities). In the figure a
+    dotted line draws the same scores against effective weights remaining and a cross marks an iteration whose
+    ticket is disconnected in some seed. Over two or more tasks, a last panel shows the paper's aggregate: each
+    task's curves min–max normalised, then each method (ticket maker, ES or GD) averaged over the tasks.
     """
     from esprune.outputs import FIGURE_FORMATS, check_writable
     from esprune.report_grid import PAPER_REMAINING, text_table

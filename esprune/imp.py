@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from . import config as _config
-from . import gd, prune, strategies, tasks, timing
+from . import effective, gd, prune, strategies, tasks, timing
 from .errors import BackendUnavailable, ConfigError, UserError
 from .params import Layout, Mask
 from .store import RunFile, RunFileError, real_path
@@ -83,15 +83,21 @@ class Experiment:
     def finished(self) -> bool:
         return self.run.finished
 
-    def execute(self, progress=None, iteration_done=None) -> list[dict]:
+    def execute(self, progress=None, iteration_done=None, warn=None) -> list[dict]:
         """Run (or continue) to the end; ``progress(k, generation, best_score, sparsity)`` after each step,
-        ``iteration_done(row)`` with an iteration's summary row (``store.SUMMARY_FIELDS``) once it is committed."""
+        ``iteration_done(row)`` with an iteration's summary row (``RunFile.summary``) once it is committed,
+        ``warn(line)`` once, before training the first ticket that is disconnected (``effective.warning``)."""
         if self.run.finished:
             return self.run.summary()
         self.run.lock()
         try:
             ck = self.run.checkpoint()
             while not ck["finished"]:
+                if warn is not None:  # said once: later tickets of a nested schedule stay disconnected
+                    eff = self.run.effective(int(ck["iteration"]))
+                    if eff["disconnected"]:
+                        warn(effective.warning(int(ck["iteration"]), eff))
+                        warn = None
                 self._iteration(int(ck["iteration"]), ck, progress)
                 if iteration_done:
                     iteration_done(self.run.summary()[-1])

@@ -15,8 +15,8 @@ from .errors import UserError
 from .store import RunFile
 
 COLUMNS = (("iteration", "iter", "{:d}"), ("sparsity", "sparsity", "{:.4f}"), ("active", "active", "{:d}"),
-           ("final", "final", "{:.2f}"), ("best", "best", "{:.2f}"), ("test", "test", "{:.2f}"),
-           ("threshold", "threshold", "{:.4g}"), ("seconds", "seconds", "{:.1f}"))
+           ("effective", "effective", "{:.3g}%"), ("final", "final", "{:.2f}"), ("best", "best", "{:.2f}"),
+           ("test", "test", "{:.2f}"), ("threshold", "threshold", "{:.4g}"), ("seconds", "seconds", "{:.1f}"))
 
 
 def table(rows: list[dict]) -> str:
@@ -24,6 +24,27 @@ def table(rows: list[dict]) -> str:
     cells = [[head for _, head, _ in COLUMNS]]
     cells += [[fmt.format(row[key]) for key, _, fmt in COLUMNS] for row in rows]
     return _align(cells)
+
+
+def notes(rows: list[dict]) -> list[str]:
+    """Lines to print under the summary table: the iterations whose ticket is disconnected (no input reaches
+    an output: ``RunFile.summary``'s ``disconnected``) and its empty layers, consecutive iterations alike as one
+    range."""
+    runs = []  # [first, last, empty layers] of consecutive disconnected iterations with the same empty layers
+    for row in rows:
+        if not row["disconnected"]:
+            continue
+        k, empty = row["iteration"], row["empty_layers"]
+        if runs and runs[-1][1] == k - 1 and runs[-1][2] == empty:
+            runs[-1][1] = k
+        else:
+            runs.append([k, k, empty])
+    out = []
+    for first, last, empty in runs:
+        which = f"iteration {first}" if first == last else f"iterations {first}–{last}"
+        why = f"{', '.join(empty)} empty" if empty else "no layer empty, but no path of active weights"
+        out.append(f"{which}: disconnected ({why}): no input reaches an output, the network computes a constant")
+    return out
 
 
 def _align(cells: list[list[str]]) -> str:

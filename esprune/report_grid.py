@@ -58,9 +58,10 @@ def collect(paths, warn=print) -> list[tuple[Path, dict, list]]:
 
 def curves(runs, metric: str = "test", warn=print, band_kind: str = "se") -> list[dict]:
     """One curve per group of runs equal but for the seed: label, task, method, seeds, iteration, sparsity,
-    weights_remaining (%), mean and se per iteration (se NaN for one seed), and the band drawn (``low``,
-    ``high``: ``report.band`` of ``band_kind``, mean ± SE by default). Seeds that ran further are cut to the
-    group's common length."""
+    weights_remaining (%), effective_remaining (% of the weights on some input→output path, seed mean; see
+    ``esprune.effective``), disconnected_seeds (how many seeds' tickets no input reaches an output of), mean
+    and se per iteration (se NaN for one seed), and the band drawn (``low``, ``high``: ``report.band`` of
+    ``band_kind``, mean ± SE by default). Seeds that ran further are cut to the group's common length."""
     if band_kind not in BANDS:
         raise UserError(f"unknown band {band_kind!r}; choose one of {', '.join(BANDS)}")
     groups = {}
@@ -78,13 +79,17 @@ def curves(runs, metric: str = "test", warn=print, band_kind: str = "se") -> lis
                  "(unfinished runs?)")
         values = np.array([[row[metric] for row in rows[:n]] for _, _, rows in members])
         sparsity = np.array([row["sparsity"] for row in members[0][2][:n]])
+        effective = np.array([[row["effective"] for row in rows[:n]] for _, _, rows in members])
+        disconnected = np.array([[row["disconnected"] for row in rows[:n]] for _, _, rows in members])
         seeds = len(members)
         se = values.std(0, ddof=1) / np.sqrt(seeds) if seeds > 1 else np.full(n, np.nan)
         mean, low, high = band(values, band_kind)
         out.append({"label": label, "task": cfg["task"], "method": method(cfg), "seeds": seeds,
                     "files": [str(p) for p, _, _ in members], "iteration": list(range(n)),
                     "sparsity": sparsity.tolist(), "weights_remaining": (100 * (1 - sparsity)).tolist(),
-                    "mean": mean.tolist(), "se": se.tolist(), "band": BANDS[band_kind],
+                    "effective_remaining": effective.mean(0).tolist(),
+                    "disconnected_seeds": disconnected.sum(0).astype(int).tolist(), "mean": mean.tolist(),
+                    "se": se.tolist(), "band": BANDS[band_kind],
                     "low": low.tolist(), "high": high.tolist()})
     return out
 
@@ -150,32 +155,40 @@ def write_tables(curves_, agg, prefix) -> tuple[Path, Path]:
                               "aggregate": agg}, indent=2) + "\n")
     with cs.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["curve", "task", "method", "seeds", "iteration", "sparsity", "weights_remaining", "mean", "se"])
+        w.writerow(["curve", "task", "method", "seeds", "iteration", "sparsity", "weights_remaining", "mean", "se",
+                    "effective_remaining", "disconnected_seeds"])
         for c in curves_:
             for i in c["iteration"]:
                 se = c["se"][i]
                 w.writerow([c["label"], c["task"], c["method"], c["seeds"], i, c["sparsity"][i],
-                            c["weights_remaining"][i], c["mean"][i], "" if se != se else se])
+                            c["weights_remaining"][i], c["mean"][i], "" if se != se else se,
+                            c["effective_remaining"][i], c["disconnected_seeds"][i]])
         for name, a in agg.items():
             for i in a["iteration"]:
-                w.writerow([name, "aggregate", name, "", i, "", a["weights_remaining"][i], a["normalised"][i], ""])
+                w.writerow([name, "aggregate", name, "", i, "", a["weights_remaining"][i], a["normalised"][i], "",
+                            "", ""])
     return js, cs
 
 
 def figure(curves_, agg, out, metric: str = "test") -> None:
     """One panel per task (curves with their ± SE bands) and, over two or more tasks, the aggregate's panel;
-    x: weights remaining (%), log scale, dense on the left."""
+    x: weights remaining (%), log scale, dense on the left. Effective sparsity (``esprune.effective``): a
+    dotted line in the curve's colour draws the same scores against the effective weights remaining (seed mean,
+    where it is above 0 and differs from the nominal), and a cross marks each iteration where at least one
+    seed's ticket is disconnected (no input reaches an output)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
     except ImportError:
         raise UserError("esprune report needs matplotlib: pip install 'esprune[plot]'") from None
     tasks = sorted({c["task"] for c in curves_})
     panels = len(tasks) + bool(agg)
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.2), squeeze=False)
     for ax, task in zip(axes[0], tasks):
+        marks = []  # legend entries of the effective-sparsity marks this panel draws
         for c in (c for c in curves_ if c["task"] == task):
             x, mean, low, high = map(np.asarray, (c["weights_remaining"], c["mean"], c["low"], c["high"]))
             how = f" ({c['band']})" if c["seeds"] > 1 else ""
@@ -183,7 +196,15 @@ def figure(curves_, agg, out, metric: str = "test") -> None:
                                                                f"{'s' * (c['seeds'] > 1)}{how}")
             if c["seeds"] > 1:
                 ax.fill_between(x, low, high, alpha=0.2, color=line.get_color())
+            marks += _effective_marks(ax, c, x, mean, line.get_color())
         _axis(ax, f"{metric} score", task)
+        if marks:
+            handles, names = ax.get_legend_handles_labels()
+            styles = {"effective": Line2D([], [], color="gray", ls=":", label="dotted: vs effective weights remaining"),
+                      "disconnected": Line2D([], [], color="gray", ls="", marker="x", ms=7,
+                                             label="×: ticket disconnected (≥ 1 seed)")}
+            extra = [styles[m] for m in styles if m in marks]
+            ax.legend(handles + extra, names + [h.get_label() for h in extra], fontsize=7)
     if agg:
         ax = axes[0][-1]
         for name, a in agg.items():
@@ -193,6 +214,21 @@ def figure(curves_, agg, out, metric: str = "test") -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def _effective_marks(ax, c, x, mean, color) -> list[str]:
+    """Draw curve ``c``'s effective-sparsity marks (see ``figure``); returns which kinds it drew."""
+    drawn = []
+    eff = np.asarray(c["effective_remaining"])
+    alive = eff > 0
+    if alive.any() and np.any(np.abs(eff[alive] - x[alive]) > 0.01 * x[alive]):
+        ax.plot(eff[alive], mean[alive], ls=":", lw=1, color=color)
+        drawn.append("effective")
+    cut = np.asarray(c["disconnected_seeds"]) > 0
+    if cut.any():
+        ax.plot(x[cut], mean[cut], ls="", marker="x", ms=7, mew=1.5, color=color)
+        drawn.append("disconnected")
+    return drawn
 
 
 def report(paths, out, metric: str = "test", warn=print, band_kind: str = "se") -> dict:
@@ -214,6 +250,8 @@ def text_table(curves_, at=None) -> str:
     ``at``: weights remaining (%) to show; each picks the iteration whose remaining percentage is nearest
     (PAPER_REMAINING gives the paper's 100, 32.8, 10.7, 3.5, 1.44 % = iterations 0, 5, 10, 15, 19 at keep 0.8);
     None shows every iteration. A curve that did not reach a row's iteration shows "—"; one seed shows no SE.
+    Each cell ends with the curve's effective weights remaining ([eff …%], seed mean) and "×" when the ticket is
+    disconnected in some seed.
     """
     blocks = []
     for task in sorted({c["task"] for c in curves_}):
@@ -232,7 +270,9 @@ def text_table(curves_, at=None) -> str:
                     line.append("—")
                     continue
                 se = c["se"][i]
-                line.append(f"{c['mean'][i]:.4g}" + ("" if se != se else f" ± {se:.2g}"))
+                cut = " ×" if c["disconnected_seeds"][i] else ""
+                line.append(f"{c['mean'][i]:.4g}" + ("" if se != se else f" ± {se:.2g}")
+                            + f" [eff {c['effective_remaining'][i]:.3g}%]{cut}")
             cells.append(line)
         widths = [max(len(r[k]) for r in cells) for k in range(len(cells[0]))]
         blocks.append("\n".join("  ".join(x.rjust(w) for x, w in zip(r, widths)) for r in cells))

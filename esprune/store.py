@@ -24,7 +24,9 @@ Layout (plain h5py reads it; parameter vectors cover every tensor of the network
     /iterations/003     init, mask (the ticket); final_mean, final_std, best_mean, best_std; train (G, 2:
                         mean and max fitness per generation); evals (n, 2: generation, test score);
                         attrs: sparsity, active, seed, threshold, final, best, test, seconds, best_generation,
-                        timing (JSON: ask_s, evaluate_s, tell_s, commit_s, work, work_unit, generations, gflops)
+                        timing (JSON: ask_s, evaluate_s, tell_s, commit_s, work, work_unit, generations, gflops),
+                        effective (JSON, written with the ticket: ``effective.Effective.to_dict()`` of its mask;
+                        for files written before it existed, computed from the stored mask when read)
     /checkpoint         where to continue: attrs iteration, generation, seconds, finished
     RUN.h5.checkpoint   (side file) attrs run_id, iteration, generation, seconds, best_score,
                         best_generation; strategy/ (the live ES state), train, evals, best_mean, best_std;
@@ -45,6 +47,7 @@ import numpy as np
 
 from . import __version__
 from . import config as _config
+from .effective import effective as _effective
 from .errors import UserError
 from .params import Mask, ParamSpec, Tensor
 
@@ -287,10 +290,19 @@ class RunFile:
         return self._read(lambda f: str(f.attrs.get("run_id", f.attrs.get("created", ""))))
 
     def summary(self) -> list[dict]:
-        """The finished iterations, one dict per row with the keys of ``SUMMARY_FIELDS``."""
-        rows = self._read(lambda f: f["summary"][()])
-        return [{name: (int if kind[0] == "i" else float)(row[name]) for name, kind in SUMMARY_FIELDS}
-                for row in rows]
+        """The finished iterations, one dict per row with the keys of ``SUMMARY_FIELDS`` and of
+        ``effective_fields`` (the effective sparsity of the iteration's ticket)."""
+        def read(f):
+            spec = spec_from_json(f.attrs["param_spec"])
+            rows = [{name: (int if kind[0] == "i" else float)(row[name]) for name, kind in SUMMARY_FIELDS}
+                    for row in f["summary"][()]]
+            return [{**row, **effective_fields(_effective_of(f, spec, row["iteration"]))} for row in rows]
+        return self._read(read)
+
+    def effective(self, k: int) -> dict:
+        """The effective sparsity of iteration ``k``'s ticket: ``effective.Effective.to_dict()`` (stored with
+        the ticket, or computed from its stored mask in files written before esprune stored it)."""
+        return self._read(lambda f: _effective_of(f, spec_from_json(f.attrs["param_spec"]), k))
 
     def iteration(self, k: int) -> dict:
         """Datasets and attributes of iteration ``k`` (whatever has been written so far)."""
@@ -406,12 +418,32 @@ def _main_checkpoint(f):
     return out, str(f.attrs.get("run_id", f.attrs.get("created", "")))
 
 
+def effective_fields(eff: dict) -> dict:
+    """A summary row's effective-sparsity keys from ``Effective.to_dict()``: ``effective`` (% of the prunable
+    weights on some input→output path), ``effective_weights`` (their count), ``empty_layers`` (layers with no
+    active weight), ``disconnected`` (no input reaches an output), ``layers`` ({layer: {size, kept,
+    effective}})."""
+    return {"effective": 100.0 * eff["remaining"], "effective_weights": eff["effective"],
+            "empty_layers": list(eff["empty"]), "disconnected": bool(eff["disconnected"]),
+            "layers": eff["layers"]}
+
+
+def _effective_of(f, spec: ParamSpec, k: int) -> dict:
+    g = f["iterations"].get(f"{k:03d}")
+    if g is None or "mask" not in g:
+        raise RunFileError(f"iteration {k} has no ticket stored: the file is damaged")
+    if "effective" in g.attrs:
+        return json.loads(g.attrs["effective"])
+    return _effective(spec, Mask.from_vector(spec, g["mask"][()])).to_dict()  # a file from before it was stored
+
+
 def _write_ticket(f, spec: ParamSpec, k: int, ticket) -> None:
-    """Iteration k's ticket and a checkpoint at its first generation."""
+    """Iteration k's ticket (with its effective sparsity) and a checkpoint at its first generation."""
     mask = ticket.mask
     _write_group(f["iterations"], f"{k:03d}",
                  {"init": spec.to_vector(ticket.init, np.float32), "mask": mask.to_vector()},
-                 {"threshold": ticket.threshold, "sparsity": mask.sparsity(), "active": mask.summary()["active"]})
+                 {"threshold": ticket.threshold, "sparsity": mask.sparsity(), "active": mask.summary()["active"],
+                  "effective": json.dumps(_effective(spec, mask).to_dict())})
     _write_group(f, "checkpoint", {}, {"iteration": k, "generation": 0, "seconds": 0.0, "finished": False})
 
 

@@ -53,12 +53,14 @@ def test_report_draws_standard_error_bands_by_default_and_says_so(seeds, tmp_pat
     np.testing.assert_allclose(mean, tests.mean(0))
     np.testing.assert_allclose(high - mean, se)
     np.testing.assert_allclose(mean - low, se)
-    assert legends == ["magnitude, 3 seeds (mean ± SE (std/√n))"]
+    marks = {"dotted: vs effective weights remaining", "×: ticket disconnected (≥ 1 seed)"}  # effective sparsity's
+    assert legends[0] == "magnitude, 3 seeds (mean ± SE (std/√n))" and set(legends[1:]) <= marks
+    del legends[:]
     (c,) = report_grid.report(seeds, tmp_path / "mm.png", band_kind="minmax")["curves"]
     low, high = np.asarray(c["low"]), np.asarray(c["high"])
     np.testing.assert_array_equal(low, tests.min(0))
     np.testing.assert_array_equal(high, tests.max(0))
-    assert legends[-1] == "magnitude, 3 seeds (mean, min–max)"
+    assert legends[0] == "magnitude, 3 seeds (mean, min–max)" and set(legends[1:]) <= marks
     result = CliRunner().invoke(cli, ["report", *map(str, seeds), "-o", str(tmp_path / "c.png"), "--band", "minmax"])
     assert result.exit_code == 0, result.output
     assert "--band" in CliRunner().invoke(cli, ["report", "--help"]).output

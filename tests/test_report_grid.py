@@ -135,7 +135,7 @@ def test_text_table_prints_mean_and_se_at_the_nearest_iteration(runs):
     assert lines[0].split()[0] == "CartPole-v1" and len(lines) == 4  # header + iterations 0, 1, 2
     snr = np.array(SCORES[("CartPole-v1", "snr")], dtype=float)
     se = snr.std(0, ddof=1) / np.sqrt(3)
-    assert f"{snr.mean(0)[1]:.4g} ± {se[1]:.2g}" in lines[2] and lines[2].split()[:3] == ["iteration", "1", "80"]
+    assert f"{snr.mean(0)[1]:.4g} ± {se[1]:.2g} [eff 100%]" in lines[2] and lines[2].split()[:3] == ["iteration", "1", "80"]
     everything = report_grid.text_table(curves)
     assert len(everything.split("\n\n")[1].splitlines()) == 4  # Pendulum-v1: every iteration
 

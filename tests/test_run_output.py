@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FLAGS = ["--task", "CartPole-v1", "--iterations", "1", "--keep", "0.5", "--generations", "20", "--popsize", "4",
          "--seed", "2"]
 GEN = re.compile(r"^iter (\d+)/1 gen (\d+)/20 · best test ([-\d.]+) · sparsity ([\d.]+) · elapsed \d+:\d\d:\d\d$")
-DONE = re.compile(r"^iter (\d+)/1 done · sparsity ([\d.]+) · active (\d+) · final ([-\d.]+) · best ([-\d.]+) · "
-                  r"test ([-\d.]+) · threshold (\S+) · ([\d.]+) s$")
+DONE = re.compile(r"^iter (\d+)/1 done · sparsity ([\d.]+) · active (\d+) · effective ([\d.e+-]+)% · "
+                  r"final ([-\d.]+) · best ([-\d.]+) · test ([-\d.]+) · threshold (\S+) · ([\d.]+) s$")
 
 
 def run(tmp_path, *extra):
@@ -45,8 +45,10 @@ def test_a_run_sent_to_a_file_logs_generations_and_each_iterations_row(tmp_path)
             assert float(best) == pytest.approx(max(so_far), abs=0.005)
             assert float(sparsity) == pytest.approx(0.5 * k, abs=1e-4)
     done = [DONE.match(x).groups() for x in lines if DONE.match(x)]
-    for row, (k, sparsity, active, final, best, test, threshold, seconds) in zip(run_file.summary(), done):
+    for row, (k, sparsity, active, effective, final, best, test, threshold, seconds) in zip(run_file.summary(),
+                                                                                              done):
         assert (int(k), int(active)) == (row["iteration"], row["active"])
+        assert float(effective) == pytest.approx(row["effective"], rel=5e-3)
         for shown, key in ((sparsity, "sparsity"), (final, "final"), (best, "best"), (test, "test")):
             assert float(shown) == pytest.approx(row[key], abs=0.005)
         assert threshold == "nan" if row["iteration"] == 0 else float(threshold) == pytest.approx(row["threshold"],
