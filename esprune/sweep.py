@@ -22,6 +22,7 @@ import itertools
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,7 +197,8 @@ def write_manifest(points: list[Point], directory, grid: dict) -> None:
 def run_point(point: Point, progress=None) -> str:
     """Run, resume or skip one point; returns "finished", "skipped" (already done) or "resumed".
 
-    ``progress(name, done, total)``: generations (GD: steps) done of the point's total, after each one."""
+    ``progress(name, done, total)``: generations (GD: steps) done of the point's total, after each one. The run's
+    warnings (a disconnected ticket) go to stderr as lines "NAME: warning: ...", from worker processes too."""
     from .imp import Experiment
 
     if point.path.exists():
@@ -216,7 +218,7 @@ def run_point(point: Point, progress=None) -> str:
             progress(point.name, _done(exp), total)
         else:
             step = None
-        exp.execute(step)
+        exp.execute(step, warn=lambda line: print(f"{point.name}: warning: {line}", file=sys.stderr, flush=True))
     finally:
         exp.run.unlock()
     return how

@@ -332,3 +332,15 @@ def test_the_figure_marks_effective_remaining_and_disconnected_tickets():
     assert _effective_marks(ax, {"effective_remaining": [100.0, 50.0], "disconnected_seeds": [0, 0]},
                             x[:2], mean[:2], "C0") == [] and not ax.lines       # nothing to mark: nothing drawn
     plt.close(fig)
+
+
+def test_a_sweep_point_warns_on_stderr_too(tmp_path, capsys):
+    from esprune import sweep
+
+    grid = {"base": {k: v for k, v in TINY.items() if k != "seed"}, "axes": {"seed": [3]}}
+    points = sweep.expand(grid, tmp_path, prepare=False)
+    assert sweep.run(points) == {"seed=3": "finished"}
+    lines = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert lines == ["seed=3: warning: iteration 2: the ticket is disconnected (dense_1, dense_2 empty): no input "
+                     "reaches an output, so the network computes a constant whatever its weights (its score is "
+                     "that of a constant policy or prediction)"]
