@@ -211,7 +211,7 @@ class Experiment:
         final = float(self.task.evaluate(self.net, layout, self._member(mean), seed=seed,
                                          generation=self.G - 1, backend=cfg.backend)[0])
         counts = mask.summary()
-        row = {"iteration": k, "sparsity": counts["sparsity"], "active": counts["active"], "final": final,
+        row = {"iteration": k, "sparsity": counts["sparsity"], "weights": counts["kept"], "final": final,
                "best": best["score"], "test": evals[-1][1], "threshold": ticket.threshold, "seconds": seconds}
         nxt = None
         if k < self.K and cfg.tickets_from is not None:

@@ -19,11 +19,12 @@ Layout (plain h5py reads it; parameter vectors cover every tensor of the network
 
     /                   attrs: format="esprune-run", format_version, esprune_version, config (JSON),
                         param_spec (JSON [[name, shape, prunable], ...]), created, run_id
-    /summary            table, one row per finished iteration: iteration, sparsity, active, final, best,
-                        test, threshold, seconds
+    /summary            table, one row per finished iteration k (the row of ticket k): iteration, sparsity,
+                        weights (prunable weights remaining), final, best, test, threshold (the score that made
+                        ticket k; NaN for k = 0 and for random masks), seconds
     /iterations/003     init, mask (the ticket); final_mean, final_std, best_mean, best_std; train (G, 2:
                         mean and max fitness per generation); evals (n, 2: generation, test score);
-                        attrs: sparsity, active, seed, threshold, final, best, test, seconds, best_generation,
+                        attrs: sparsity, weights, seed, threshold, final, best, test, seconds, best_generation,
                         timing (JSON: ask_s, evaluate_s, tell_s, commit_s, work, work_unit, generations, gflops)
     /checkpoint         where to continue: attrs iteration, generation, seconds, finished
     RUN.h5.checkpoint   (side file) attrs run_id, iteration, generation, seconds, best_score,
@@ -49,7 +50,9 @@ from .errors import UserError
 from .params import Mask, ParamSpec, Tensor
 
 FORMAT, FORMAT_VERSION = "esprune-run", 1
-SUMMARY_FIELDS = (("iteration", "i4"), ("sparsity", "f8"), ("active", "i8"), ("final", "f8"), ("best", "f8"),
+# weights: the ticket's prunable weights remaining (biases, never pruned, are not counted; files of esprune
+# before this field stored "active", weights + biases, and are read as weights)
+SUMMARY_FIELDS = (("iteration", "i4"), ("sparsity", "f8"), ("weights", "i8"), ("final", "f8"), ("best", "f8"),
                   ("test", "f8"), ("threshold", "f8"), ("seconds", "f8"))
 REQUIRED = ("summary", "iterations", "checkpoint")
 
@@ -287,8 +290,14 @@ class RunFile:
         return self._read(lambda f: str(f.attrs.get("run_id", f.attrs.get("created", ""))))
 
     def summary(self) -> list[dict]:
-        """The finished iterations, one dict per row with the keys of ``SUMMARY_FIELDS``."""
+        """The finished iterations, one dict per row with the keys of ``SUMMARY_FIELDS`` (a file written before
+        the ``weights`` field has ``active`` = weights + biases: the biases are subtracted)."""
         rows = self._read(lambda f: f["summary"][()])
+        if rows.dtype.names and "weights" not in rows.dtype.names:
+            biases = sum(t.size for t in self.spec if not t.prunable)
+            return [{name: (int if kind[0] == "i" else float)(row["active"] - biases if name == "weights"
+                                                                 else row[name])
+                     for name, kind in SUMMARY_FIELDS} for row in rows]
         return [{name: (int if kind[0] == "i" else float)(row[name]) for name, kind in SUMMARY_FIELDS}
                 for row in rows]
 
@@ -411,7 +420,7 @@ def _write_ticket(f, spec: ParamSpec, k: int, ticket) -> None:
     mask = ticket.mask
     _write_group(f["iterations"], f"{k:03d}",
                  {"init": spec.to_vector(ticket.init, np.float32), "mask": mask.to_vector()},
-                 {"threshold": ticket.threshold, "sparsity": mask.sparsity(), "active": mask.summary()["active"]})
+                 {"threshold": ticket.threshold, "sparsity": mask.sparsity(), "weights": mask.kept})
     _write_group(f, "checkpoint", {}, {"iteration": k, "generation": 0, "seconds": 0.0, "finished": False})
 
 
