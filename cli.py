@@ -251,15 +251,25 @@ def _key_values(items, flag) -> dict:
 
 @cli.command()
 @click.argument("run_file", type=click.Path(dir_okay=False))
+@click.option("--iterations", type=click.IntRange(0),
+              help="Go on to iteration N (N prunings after the dense iteration 0), finished run or not: the same "
+                   "seeds and schedule, so the result equals a run started with --iterations N. N may not be below "
+                   "the last iteration the run has a ticket for.")
 @click.option("--quiet", is_flag=True, help="No progress bar (sent to a file: no progress lines).")
-def resume(run_file, quiet):
-    """Continue a run from its last checkpoint (same numbers as an uninterrupted run on the same backend)."""
+def resume(run_file, iterations, quiet):
+    """Continue a run from its last checkpoint (same numbers as an uninterrupted run on the same backend), or
+    extend it to deeper sparsity with --iterations."""
     from esprune import distributed
     from esprune.imp import Experiment
 
-    from esprune.report import table
+    from esprune.report import iterations_text, table
 
-    exp = distributed.resume(run_file) if distributed.world_size() > 1 else Experiment.resume(run_file)
+    if distributed.world_size() > 1:
+        exp = distributed.resume(run_file, iterations)
+    else:
+        exp = Experiment.resume(run_file, iterations)
+    if iterations is not None and getattr(exp, "is_root", True) and not exp.finished:
+        click.echo(f"esprune resume: {run_file} · {iterations_text(exp.K)}", err=True)
     if exp.finished:  # said before any lock is taken: a finished run needs no writer
         if getattr(exp, "is_root", True):
             click.echo(f"{run_file} is already finished; nothing to do.", err=True)

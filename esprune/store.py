@@ -267,6 +267,18 @@ class RunFile:
         self.commit(write)
         self.checkpoint_path.unlink(missing_ok=True)  # stale now (its iteration is over)
 
+    def extend(self, config: dict, k: int | None = None, ticket=None) -> None:
+        """Store ``config`` (the run's config with another ``iterations``) and, for a finished run that now goes
+        on, iteration ``k``'s ``ticket`` with a checkpoint at its start, in one commit."""
+        spec = self.spec
+
+        def write(f):
+            f.attrs["config"] = json.dumps(config, sort_keys=True)
+            if ticket is not None:
+                _write_ticket(f, spec, k, ticket)
+
+        self.commit(write)
+
     # ------------------------------------------------------------------------------------------ reading
     def _read(self, fn):
         try:
