@@ -100,19 +100,27 @@ def list_strategies(as_json):
 @cli.command("tasks")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def list_tasks(as_json):
-    """The tasks with their observation/action shapes, horizon and default network."""
+    """The tasks with their observation/action shapes, horizon, default network and options (the config table
+    task_options, e.g. `[task_options] episodes = 4`) with their defaults."""
     from esprune import tasks
 
-    table = {name: tasks.make(name).describe() for name in tasks.TASKS}
+    table = {name: {**tasks.make(name).describe(), "options": tasks.options_of(name)} for name in tasks.TASKS}
+    gym = "gym:<env id>"
+    table[gym] = {"note": "any Gymnasium environment through its vector API (the slow path)",
+                  "options": tasks.options_of("gym:CartPole-v1")}
     if as_json:
         click.echo(json.dumps(table, indent=2))
         return
     for name, t in table.items():
-        shape = "×".join(map(str, t["obs_shape"]))
-        horizon = (f"horizon {t['horizon']}, {t['test_episodes']} test episodes" if t["horizon"]
-                   else f"batch {t['batch_size']}")
-        click.echo(f"{name}: obs {shape}, {t['act_dim']} outputs, {t['actions']}, {horizon}, "
-                   f"{t['default_net']}")
+        if name == gym:
+            click.echo(f"{name}: {t['note']}")
+        else:
+            shape = "×".join(map(str, t["obs_shape"]))
+            horizon = (f"horizon {t['horizon']}, {t['test_episodes']} test episodes" if t["horizon"]
+                       else f"batch {t['batch_size']}")
+            click.echo(f"{name}: obs {shape}, {t['act_dim']} outputs, {t['actions']}, {horizon}, "
+                       f"{t['default_net']}")
+        click.echo("    options: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in t["options"].items()))
 
 
 @cli.command("pruning")
