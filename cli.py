@@ -142,14 +142,24 @@ def list_pruning(as_json):
 @cli.command("presets")
 @click.option("--json", "as_json", is_flag=True, help="Print every preset's config as JSON.")
 def list_presets(as_json):
-    """Named configs for `esprune run --preset`: the paper's settings and a quick demo."""
-    from esprune import presets
+    """Named configs for `esprune run --preset`: the paper's settings and a quick demo, each with what it costs:
+    generations × (iterations + 1) trained tickets, and its wall time on 2 cores, measured where that exact
+    config was timed, otherwise estimated from measured per-step (per-image) costs (see esprune/costs.py)."""
+    from esprune import costs, presets
 
+    table = {name: {"about": about, "config": cfg, "cost": costs.cost(cfg)}
+             for name, (about, cfg) in presets.PRESETS.items()}
     if as_json:
-        click.echo(json.dumps({name: cfg for name, (_, cfg) in presets.PRESETS.items()}, indent=2))
+        click.echo(json.dumps(table, indent=2))
         return
-    for name, (about, cfg) in presets.PRESETS.items():
-        click.echo(f"{name:<14} {about}")
+    for name, entry in table.items():
+        c = entry["cost"]
+        budget = (f"{c['generations'] // c['tickets']} generations × {c['tickets']} tickets = {c['generations']:,}"
+                  if c["generations"] is not None else f"{c['tickets']} tickets")
+        wall = f"{c['how']} {costs.clock(c['seconds'])} on 2 cores" if c["seconds"] is not None else c["how"]
+        click.echo(f"{name:<17} {entry['about']}\n{'':<17} cost: {budget}; {wall}")
+    click.echo("estimates: full-length control episodes (CartPole's end early until the policy balances), unit costs "
+               "from the README's Performance figures; on a machine shared with other jobs expect several times more")
 
 
 @cli.command()

@@ -33,3 +33,29 @@ def test_tasks_lists_every_option_a_task_accepts_with_its_default():
     assert (task.episodes, task.test_episodes) == (8, 32)
     text = _invoke("tasks")
     assert "    options: hidden=[64, 64], episodes=8, test_episodes=32" in text
+
+
+def test_presets_say_what_each_costs(monkeypatch):
+    from esprune import config, costs, presets
+
+    listed = json.loads(_invoke("presets", "--json"))
+    for name, (_, cfg) in presets.PRESETS.items():
+        c = listed[name]["cost"]
+        full = config.resolve(cfg, prepare=False)
+        assert c["tickets"] == full.iterations + 1
+        if full.trainer == "es":
+            assert c["generations"] == full.generations * (full.iterations + 1)
+            assert c["how"] in ("measured", "estimated") and c["seconds"] > 0
+    # the estimate, by hand: Pendulum episodes always run their 200 steps
+    small = {"task": "Pendulum-v1", "popsize": 10, "generations": 20, "eval_every": 10, "iterations": 1, "keep": 0.5,
+             "task_options": {"episodes": 2, "test_episodes": 4}}
+    unit = costs._unit
+    expect = sum(20 * 10 * 2 * 200 * unit("control", 0.5**k) + 3 * 4 * 200 * unit("control", 0.5**k) for k in (0, 1))
+    assert costs.cost(small) == {"tickets": 2, "generations": 40, "seconds": pytest.approx(expect), "how": "estimated"}
+    # a measurement counts only for the exact config it was made with
+    monkeypatch.setitem(costs.MEASURED, costs.fingerprint(config.resolve(small, prepare=False).to_dict()), 12.5)
+    assert costs.cost(small)["how"] == "measured" and costs.cost(small)["seconds"] == 12.5
+    assert costs.cost({**small, "seed": 1})["seconds"] == 12.5          # the seed does not change the cost...
+    assert costs.cost({**small, "generations": 21})["how"] == "estimated"  # ...the budget does
+    text = _invoke("presets")
+    assert re.search(r"cost: 2000 generations × 21 tickets = 42,000; estimated [\d.]+ (h|min) on 2 cores", text)
