@@ -59,3 +59,16 @@ def test_presets_say_what_each_costs(monkeypatch):
     assert costs.cost({**small, "generations": 21})["how"] == "estimated"  # ...the budget does
     text = _invoke("presets")
     assert re.search(r"cost: 2000 generations × 21 tickets = 42,000; estimated [\d.]+ (h|min) on 2 cores", text)
+
+
+def test_backend_cupy_without_cupy_leaves_nothing_that_blocks_the_next_try(tmp_path):
+    from esprune import backend
+
+    if backend.probe()["cupy"][0]:
+        pytest.skip("a GPU is usable here, so --backend cupy is not a mistake")
+    flags = ["run", "--task", "CartPole-v1", "--iterations", "0", "--generations", "1", "--popsize", "4",
+             "--out", tmp_path / "r.h5", "--quiet"]
+    failed = CliRunner().invoke(cli, [str(a) for a in flags + ["--backend", "cupy"]])
+    assert failed.exit_code == 2 and "backend 'cupy' is not usable here" in failed.output
+    assert list(tmp_path.iterdir()) == []                                   # no run file, lock or temporary
+    _invoke(*flags, "--backend", "numba")                                  # the next try, no --overwrite
