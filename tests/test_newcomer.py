@@ -72,3 +72,22 @@ def test_backend_cupy_without_cupy_leaves_nothing_that_blocks_the_next_try(tmp_p
     assert failed.exit_code == 2 and "backend 'cupy' is not usable here" in failed.output
     assert list(tmp_path.iterdir()) == []                                   # no run file, lock or temporary
     _invoke(*flags, "--backend", "numba")                                  # the next try, no --overwrite
+
+
+def test_the_readme_python_example_runs_as_written(capsys):
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("\n## A Python example\n"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "README.md: A Python example", "exec"), {"__name__": "readme_example"})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("test return: ")
+    assert printed[1] == "Mask(kept=3584/4480, sparsity=0.2000)"       # what the comments in the block say
+    assert printed[2] == "parameters searched: 3714"
+
+
+def test_the_readme_points_only_at_files_in_the_repository():
+    text = (ROOT / "README.md").read_text()
+    assert "../shared" not in text.replace("../shared/data", "") and "PAPER.md" not in text
+    assert "DESIGN.md" not in text
+    for target in re.findall(r"\]\(((?:docs/)[^)#]+)", text):
+        assert (ROOT / target).is_file(), target
