@@ -74,7 +74,8 @@ def info(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print names, aliases and defaults as JSON.")
 def list_strategies(as_json):
     """The evolution strategies with their hyperparameters and defaults (the paper's values, see
-    docs/PAPER_SETTINGS.md), and the choices of the rule-choosing ones (ties; Sep-CMA-ES's learning_rates). A run file's config records the choice."""
+    docs/PAPER_SETTINGS.md), and the choices of the rule-choosing ones (ties; Sep-CMA-ES's learning_rates). A
+    run file's config records the choice."""
     from esprune import strategies
 
     aliases = {v: k for k, v in strategies.ALIASES.items()}
