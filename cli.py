@@ -107,8 +107,8 @@ def list_tasks(as_json):
 
     table = {name: {**tasks.make(name).describe(), "options": tasks.options_of(name)} for name in tasks.TASKS}
     gym = "gym:<env id>"
-    table[gym] = {"note": "any Gymnasium environment through its vector API (the slow path)",
-                  "options": tasks.options_of("gym:CartPole-v1")}
+    table[gym] = {"kind": "gym", "note": "any Gymnasium environment through its vector API (the slow path)",
+                  "horizon": None, "options": tasks.options_of("gym:CartPole-v1")}
     if as_json:
         click.echo(json.dumps(table, indent=2))
         return

@@ -91,8 +91,8 @@ class Experiment:
         that ``iterations`` makes invalid (keep too small, seeds out of range, a transfer source too short)."""
         reached = self.run.tickets() - 1
         if iterations < reached:
-            raise ConfigError(f"{self.run.name} already has tickets for iterations 0..{reached}; --iterations must be "
-                              f"at least {reached}")
+            raise ConfigError(f"{self.run.name} already has tickets for iterations 0..{reached}; --iterations "
+                              f"must be at least {reached}")
         cfg = _config.validate({**self.run.config, "iterations": iterations})
         exp = type(self)(cfg, self.run)
         nxt = None
