@@ -73,8 +73,9 @@ def info(as_json):
 @cli.command("strategies")
 @click.option("--json", "as_json", is_flag=True, help="Print names, aliases and defaults as JSON.")
 def list_strategies(as_json):
-    """The evolution strategies with their hyperparameters and defaults (PAPER.md's values), and the choices
-    of the rule-choosing ones (ties; Sep-CMA-ES's learning_rates). A run file's config records the choice."""
+    """The evolution strategies with their hyperparameters and defaults (the paper's values, see
+    docs/PAPER_SETTINGS.md), and the choices of the rule-choosing ones (ties; Sep-CMA-ES's learning_rates). A
+    run file's config records the choice."""
     from esprune import strategies
 
     aliases = {v: k for k, v in strategies.ALIASES.items()}
@@ -100,19 +101,27 @@ def list_strategies(as_json):
 @cli.command("tasks")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def list_tasks(as_json):
-    """The tasks with their observation/action shapes, horizon and default network."""
+    """The tasks with their observation/action shapes, horizon, default network and options (the config table
+    task_options, e.g. `[task_options] episodes = 4`) with their defaults."""
     from esprune import tasks
 
-    table = {name: tasks.make(name).describe() for name in tasks.TASKS}
+    table = {name: {**tasks.make(name).describe(), "options": tasks.options_of(name)} for name in tasks.TASKS}
+    gym = "gym:<env id>"
+    table[gym] = {"kind": "gym", "note": "any Gymnasium environment through its vector API (the slow path)",
+                  "horizon": None, "options": tasks.options_of("gym:CartPole-v1")}
     if as_json:
         click.echo(json.dumps(table, indent=2))
         return
     for name, t in table.items():
-        shape = "×".join(map(str, t["obs_shape"]))
-        horizon = (f"horizon {t['horizon']}, {t['test_episodes']} test episodes" if t["horizon"]
-                   else f"batch {t['batch_size']}")
-        click.echo(f"{name}: obs {shape}, {t['act_dim']} outputs, {t['actions']}, {horizon}, "
-                   f"{t['default_net']}")
+        if name == gym:
+            click.echo(f"{name}: {t['note']}")
+        else:
+            shape = "×".join(map(str, t["obs_shape"]))
+            horizon = (f"horizon {t['horizon']}, {t['test_episodes']} test episodes" if t["horizon"]
+                       else f"batch {t['batch_size']}")
+            click.echo(f"{name}: obs {shape}, {t['act_dim']} outputs, {t['actions']}, {horizon}, "
+                       f"{t['default_net']}")
+        click.echo("    options: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in t["options"].items()))
 
 
 @cli.command("pruning")
@@ -134,14 +143,24 @@ def list_pruning(as_json):
 @cli.command("presets")
 @click.option("--json", "as_json", is_flag=True, help="Print every preset's config as JSON.")
 def list_presets(as_json):
-    """Named configs for `esprune run --preset`: the paper's settings and a quick demo."""
-    from esprune import presets
+    """Named configs for `esprune run --preset`: the paper's settings and a quick demo, each with what it costs:
+    generations × (iterations + 1) trained tickets, and its wall time on 2 cores, measured where that exact
+    config was timed, otherwise estimated from measured per-step (per-image) costs (see esprune/costs.py)."""
+    from esprune import costs, presets
 
+    table = {name: {"about": about, "config": cfg, "cost": costs.cost(cfg)}
+             for name, (about, cfg) in presets.PRESETS.items()}
     if as_json:
-        click.echo(json.dumps({name: cfg for name, (_, cfg) in presets.PRESETS.items()}, indent=2))
+        click.echo(json.dumps(table, indent=2))
         return
-    for name, (about, cfg) in presets.PRESETS.items():
-        click.echo(f"{name:<14} {about}")
+    for name, entry in table.items():
+        c = entry["cost"]
+        budget = (f"{c['generations'] // c['tickets']} generations × {c['tickets']} tickets = {c['generations']:,}"
+                  if c["generations"] is not None else f"{c['tickets']} tickets")
+        wall = f"{c['how']} {costs.clock(c['seconds'])} on 2 cores" if c["seconds"] is not None else c["how"]
+        click.echo(f"{name:<17} {entry['about']}\n{'':<17} cost: {budget}; {wall}")
+    click.echo("estimates: full-length control episodes (CartPole's end early until the policy balances), unit costs "
+               "from the README's Performance figures; on a machine shared with other jobs expect several times more")
 
 
 @cli.command()
@@ -159,7 +178,8 @@ def list_presets(as_json):
 @click.option("--gd-option", "gd_option", multiple=True, metavar="KEY=VALUE",
               help="An option of the GD trainer (repeatable), e.g. epochs=2, lr=3e-4, batch_size=128; PPO: "
                    "timesteps=200000, n_envs=8, target=475.")
-@click.option("--iterations", type=int, help="IMP iterations after the dense run (default 20).")
+@click.option("--iterations", type=int, help="Prunings after the dense iteration 0: N trains N + 1 tickets, "
+                                             "iterations 0..N (default 20).")
 @click.option("--keep", type=float, help="Fraction of active weights kept per iteration (default 0.8).")
 @click.option("--generations", type=int, help="ES generations per iteration (default 2000).")
 @click.option("--popsize", type=int, help="Population size (default 100).")
@@ -178,7 +198,7 @@ def run(config_file, preset, out, overwrite, quiet, **flags):
     """
     from esprune import config, distributed, presets
     from esprune.imp import Experiment
-    from esprune.report import setting
+    from esprune.report import iterations_text, setting
 
     _check_out(out)
     flags["gd_options"] = _key_values(flags.pop("gd_option"), "--gd-option") or None
@@ -188,11 +208,11 @@ def run(config_file, preset, out, overwrite, quiet, **flags):
     if distributed.world_size() > 1:  # mpiexec -n R esprune run ...: the population split over the ranks
         exp = distributed.start(cfg, out, overwrite=overwrite)
         if distributed.rank() == 0:
-            click.echo(f"esprune run: {setting(cfg)} · {cfg.iterations + 1} iterations → {out} "
+            click.echo(f"esprune run: {setting(cfg)} · {iterations_text(cfg.iterations)} → {out} "
                        f"({distributed.world_size()} MPI ranks)", err=True)
     else:
         exp = Experiment.start(cfg, out, overwrite=overwrite)
-        click.echo(f"esprune run: {setting(cfg)} · {cfg.iterations + 1} iterations → {out}", err=True)
+        click.echo(f"esprune run: {setting(cfg)} · {iterations_text(cfg.iterations)} → {out}", err=True)
     _execute(exp, quiet)
 
 
@@ -208,7 +228,8 @@ def _check_out(out):
 @click.option("--strategy", help="Train with this evolution strategy instead.")
 @click.option("--trainer", type=click.Choice(["es", "gd"]), help="es or gd (gradient descent).")
 @click.option("--gd-option", "gd_option", multiple=True, metavar="KEY=VALUE", help="A GD trainer option (repeatable).")
-@click.option("--iterations", type=int, help="Transfer tickets 0..N only (default: as many as the source has).")
+@click.option("--iterations", type=int, help="Transfer tickets 0..N only, N + 1 tickets (default: as many as the "
+                                             "source has).")
 @click.option("--generations", type=int, help="ES generations per ticket.")
 @click.option("--popsize", type=int, help="ES population size.")
 @click.option("--seed", type=int, help="Seed of the new training (default: the source's).")
@@ -250,16 +271,26 @@ def _key_values(items, flag) -> dict:
 
 @cli.command()
 @click.argument("run_file", type=click.Path(dir_okay=False))
+@click.option("--iterations", type=click.IntRange(0),
+              help="Go on to iteration N (N prunings after the dense iteration 0), finished run or not: the same "
+                   "seeds and schedule, so the result equals a run started with --iterations N. N may not be below "
+                   "the last iteration the run has a ticket for.")
 @click.option("--quiet", is_flag=True, help="No progress bar (sent to a file: no progress lines).")
-def resume(run_file, quiet):
-    """Continue a run from its last checkpoint (same numbers as an uninterrupted run on the same backend)."""
+def resume(run_file, iterations, quiet):
+    """Continue a run from its last checkpoint (same numbers as an uninterrupted run on the same backend), or
+    extend it to deeper sparsity with --iterations."""
     from esprune import distributed
     from esprune.imp import Experiment
 
     from esprune import report
-    from esprune.report import table
+    from esprune.report import iterations_text, table
 
-    exp = distributed.resume(run_file) if distributed.world_size() > 1 else Experiment.resume(run_file)
+    if distributed.world_size() > 1:
+        exp = distributed.resume(run_file, iterations)
+    else:
+        exp = Experiment.resume(run_file, iterations)
+    if iterations is not None and getattr(exp, "is_root", True) and not exp.finished:
+        click.echo(f"esprune resume: {run_file} · {iterations_text(exp.K)}", err=True)
     if exp.finished:  # said before any lock is taken: a finished run needs no writer
         if getattr(exp, "is_root", True):
             click.echo(f"{run_file} is already finished; nothing to do.", err=True)
@@ -279,9 +310,9 @@ def _interactive(stream) -> bool:
 
 def _execute(exp, quiet):
     """Run with a progress bar in a terminal; sent to a file or pipe, a line every tenth of an iteration and each
-    iteration's summary row when it is committed (both on stderr); then the summary table. Ctrl-C says how to
-    continue."""
-    from esprune import report
+    iteration's summary row when it is committed (both on stderr); then the summary table. A kernel compilation
+    is announced, and the ETA counts from the first generation after it. Ctrl-C says how to continue."""
+    from esprune import backend, report
     from esprune.report import table
 
     root = getattr(exp, "is_root", True)  # under MPI only rank 0 draws and prints
@@ -291,18 +322,28 @@ def _execute(exp, quiet):
     start, total = exp.progress_start()
     unit = "gen" if exp.trainer is None else "step"
     every, clock = report.log_every(G), time.monotonic()
+    eta = _Eta(start, total)
+
+    def compiling():
+        if not quiet:
+            click.echo("compiling kernels (first run only; they are cached for the next runs)", err=True)
     try:
-        with click.progressbar(length=total, label="IMP", file=sys.stderr, show_pos=True,
-                               hidden=quiet or log, item_show_func=lambda s: s) as bar:
+        with backend.on_compile(compiling), \
+                click.progressbar(length=total, label="IMP", file=sys.stderr, show_pos=True, show_eta=False,
+                                  hidden=quiet or log, item_show_func=lambda s: s) as bar:
             bar.update(start)
 
             def progress(k, g, best, sparsity):
-                bar.update(1, f"iter {k}/{K} {unit} {g}/{G} best {best:.2f} sparsity {sparsity:.3f}")
+                left = eta.step()
+                shown = "" if left is None else f" ETA {report._clock(left)}"
+                bar.update(1, f"{report.iteration_tag(k, K)} {unit} {g}/{G} best {best:.2f} "
+                              f"sparsity {sparsity:.3f}{shown}")
                 if log and (g % every == 0 or g == G):
-                    click.echo(report.generation_line(k, K, g, G, best, sparsity, time.monotonic() - clock, unit),
-                               err=True)  # click.echo flushes: the line is in the log now
+                    click.echo(report.generation_line(k, K, g, G, best, sparsity, time.monotonic() - clock, unit,
+                                                      eta=left), err=True)  # click.echo flushes: in the log now
 
             def iteration_done(row):
+                eta.pause()  # pruning and the next iteration's set-up are not generations
                 if log:
                     click.echo(report.iteration_line(row, K), err=True)
 
@@ -318,12 +359,35 @@ def _execute(exp, quiet):
     click.echo(f"run file: {exp.run.name}", err=True)
 
 
+class _Eta:
+    """Seconds left, from the pace of this process's generations after its first one (the first carries the
+    kernels' compilation and the set-up, so it is not counted), None until two generations have passed."""
+
+    def __init__(self, done: int, total: int):
+        self.done, self.total = done, total
+        self.counted, self.spent, self.last = 0, 0.0, None
+
+    def step(self) -> float | None:
+        now = time.monotonic()
+        self.done += 1
+        if self.last is not None:
+            self.spent += now - self.last
+            self.counted += 1
+        self.last = now
+        if not self.counted:
+            return None
+        return (self.total - self.done) * self.spent / self.counted
+
+    def pause(self) -> None:
+        self.last = None  # the next generation's time includes the iteration's end and the next set-up
+
+
 @cli.command()
 @click.argument("run_file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True,
-              help="Print the rows as a JSON list (keys iteration, sparsity, active, final, best, test, threshold, "
-                   "seconds; a missing threshold is null; and the ticket's effective sparsity: effective (%), "
-                   "effective_weights, empty_layers, disconnected, layers {layer: {size, kept, effective}}); "
+              help="Print the rows as a JSON list (keys iteration, sparsity, weights, final, best, test, threshold, "
+                   "seconds; a threshold that does not exist is null; and the ticket's effective sparsity: effective "
+                   "(%), effective_weights, empty_layers, disconnected, layers {layer: {size, kept, effective}}); "
                    "with --config or --curves, those as JSON.")
 @click.option("--timing", is_flag=True,
               help="The per-iteration profile instead: seconds in ask, evaluate, tell and commit (run-file "
@@ -339,13 +403,15 @@ def _execute(exp, quiet):
               help="With --curves: also write every generation's row to this CSV file (columns iteration, "
                    "generation, train_mean, train_max, test; an unmeasured test is empty).")
 def show(run_file, as_json, timing, as_config, curves, csv_file):
-    """The summary table of a run: per iteration its sparsity, active parameters and scores.
+    """The summary table of a run: row k is ticket k (iteration 0 dense, then one per pruning), its sparsity,
+    the prunable weights it keeps (biases, never pruned, not counted) and its scores.
 
     effective: the % of prunable weights that lie on some input→output path of active weights (Vysogorets &
     Kempe 2023, effective sparsity; conv layers counted by channel, an upper bound); a line under the table
     names the iterations whose ticket is disconnected (no input reaches an output) and its empty layers.
     final: the final mean's training fitness; best: its best test score during training; test: the final
-    mean's test score; threshold: the pruning score below which weights were cut to make this ticket.
+    mean's test score; threshold: the pruning score below which weights were cut to make this ticket ("—"
+    where none exists: iteration 0, random masks).
     """
     from esprune import report
     from esprune.report import setting, table
@@ -383,7 +449,7 @@ def show(run_file, as_json, timing, as_config, curves, csv_file):
                    _timing.render(profile) if profile else f"{run_file} has no timing records")
         return
     rows = run.summary()
-    if as_json:  # strict JSON: the first iteration's threshold (NaN, no pruning yet) becomes null
+    if as_json:  # strict JSON: a threshold that does not exist (NaN: iteration 0, random masks) becomes null
         click.echo(json.dumps([{k: (None if v != v else v) for k, v in r.items()} for r in rows], indent=2))
         return
     cfg, ck = run.config, run.checkpoint()

@@ -5,6 +5,7 @@ module ``xp``. The numpy backend is the oracle the others are tested against.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from types import ModuleType
@@ -118,3 +119,28 @@ def array_module(a) -> ModuleType:
 def of_array(a) -> Backend:
     """The backend an array lives on for array arithmetic (numba and numpy share host arrays)."""
     return _make("cupy") if array_module(a) is not np else _make("numpy")
+
+
+@contextlib.contextmanager
+def on_compile(callback):
+    """Call ``callback()`` once, when the first kernel compilation inside the ``with`` block starts (numba's
+    ``numba:compile`` event, which fires only when no cached machine code exists for the signature; a kernel
+    loaded from numba's on-disk cache does not trigger it). Without numba: nothing happens."""
+    try:
+        from numba.core import event
+    except ImportError:  # pragma: no cover - numba is a hard dependency
+        yield
+        return
+    fired = []
+
+    class _First(event.Listener):
+        def on_start(self, ev):
+            if not fired:
+                fired.append(True)
+                callback()
+
+        def on_end(self, ev):
+            pass
+
+    with event.install_listener("numba:compile", _First()):
+        yield

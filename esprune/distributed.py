@@ -140,12 +140,13 @@ def start(config: dict, path, overwrite: bool = False) -> Sharded:
     return exp
 
 
-def resume(path) -> Sharded:
-    """``Experiment.resume`` on every rank: rank 0 opens ``path`` and sends its bytes to the others once."""
+def resume(path, iterations: int | None = None) -> Sharded:
+    """``Experiment.resume`` on every rank: rank 0 opens ``path`` (extended to ``iterations``, if given) and sends
+    its bytes to the others once."""
     c = comm()
     if c.rank == 0:
         def open_and_lock():
-            exp = Sharded.resume(path)
+            exp = Sharded.resume(path, iterations)
             _check(exp.cfg, c.size)
             exp.run.lock()
             return exp

@@ -60,9 +60,10 @@ class Experiment:
         return exp
 
     @classmethod
-    def resume(cls, path) -> Experiment:
+    def resume(cls, path, iterations: int | None = None) -> Experiment:
         """The run in ``path``, ready to continue; its stored config is checked like a new one, and it
-        continues on the backend it started with (or is refused, with the reason)."""
+        continues on the backend it started with (or is refused, with the reason). ``iterations``: continue to
+        iteration ``iterations`` instead of the stored config's (``extend``)."""
         run = RunFile.open(path)
         stored = run.config
         try:
@@ -77,6 +78,33 @@ class Experiment:
         if run.spec != exp.spec:
             raise RunFileError(f"{path} was written for another network than this esprune builds for "
                                f"{cfg.task}; it cannot be continued with this version")
+        if iterations is not None and iterations != cfg.iterations:
+            exp = exp.extend(iterations)
+        return exp
+
+    def extend(self, iterations: int) -> Experiment:
+        """This run with ``iterations`` prunings in all instead of the stored config's: the stored config says so
+        and, when the run had finished, the next ticket is made from the last iteration's stored results exactly
+        as an uninterrupted run with ``iterations`` made it (same seeds, schedule and pruning), so the extended
+        run equals one started with ``iterations``. A run may also be cut short to an iteration it has not made
+        a ticket for yet. Raises ConfigError for fewer iterations than the run has tickets for, or a config
+        that ``iterations`` makes invalid (keep too small, seeds out of range, a transfer source too short)."""
+        reached = self.run.tickets() - 1
+        if iterations < reached:
+            raise ConfigError(f"{self.run.name} already has tickets for iterations 0..{reached}; --iterations "
+                              f"must be at least {reached}")
+        cfg = _config.validate({**self.run.config, "iterations": iterations})
+        exp = type(self)(cfg, self.run)
+        nxt = None
+        if self.run.finished and iterations > reached:  # the ticket the last iteration did not make
+            k, it = reached, self.run.iteration(reached)
+            nxt = exp._next_ticket(k, self.run.ticket(k), it["final_mean"], it.get("final_std"),
+                                   it.get("best_mean"), it.get("best_std"))
+        self.run.lock()
+        try:
+            self.run.extend(cfg.to_dict(), reached + 1 if nxt is not None else None, nxt)
+        finally:
+            self.run.unlock(remove=True)
         return exp
 
     @property
@@ -217,19 +245,11 @@ class Experiment:
         final = float(self.task.evaluate(self.net, layout, self._member(mean), seed=seed,
                                          generation=self.G - 1, backend=cfg.backend)[0])
         counts = mask.summary()
-        row = {"iteration": k, "sparsity": counts["sparsity"], "active": counts["active"], "final": final,
+        row = {"iteration": k, "sparsity": counts["sparsity"], "weights": counts["kept"], "final": final,
                "best": best["score"], "test": evals[-1][1], "threshold": ticket.threshold, "seconds": seconds}
         nxt = None
-        if k < self.K and cfg.tickets_from is not None:
-            nxt = self._source_ticket(k + 1)
-        elif k < self.K:
-            src_mean, src_std = (final_mean, final_std) if cfg.prune_from == "final" else (best["mean"], best["std"])
-            nxt = prune.next_ticket(cfg.prune, self.net, init=self._original_init(ticket.init, k),
-                                    mean=self.spec.from_vector(src_mean),
-                                    std=None if src_std is None else self.spec.from_vector(src_std),
-                                    mask=mask, iteration=k + 1, keep=cfg.keep, seed=cfg.seed,
-                                    snr_variance=cfg.snr_variance, task=self.task,
-                                    options=dict(cfg.prune_options))
+        if k < self.K:
+            nxt = self._next_ticket(k, ticket, final_mean, final_std, best["mean"], best["std"])
         results = {"final_mean": final_mean, "final_std": final_std, "best_mean": best["mean"],
                    "best_std": best["std"], "train": np.asarray(train, dtype=np.float64).reshape(-1, 2),
                    "evals": np.asarray(evals, dtype=np.float64).reshape(-1, 2)}
@@ -239,6 +259,19 @@ class Experiment:
         attrs = {**{n: v for n, v in row.items() if n not in ("iteration", "threshold")}, "seed": seed,
                  "best_generation": best["generation"]}
         self.run.finish_iteration(k, results, attrs, row, nxt, timing=profile)
+
+    def _next_ticket(self, k, ticket, final_mean, final_std, best_mean, best_std) -> prune.Ticket:
+        """Ticket k + 1, from iteration k's ``ticket`` and its trained vectors over all parameters (the stds None
+        for gradient descent), or the transfer source's ticket k + 1."""
+        cfg = self.cfg
+        if cfg.tickets_from is not None:
+            return self._source_ticket(k + 1)
+        src_mean, src_std = (final_mean, final_std) if cfg.prune_from == "final" else (best_mean, best_std)
+        return prune.next_ticket(cfg.prune, self.net, init=self._original_init(ticket.init, k),
+                                 mean=self.spec.from_vector(src_mean),
+                                 std=None if src_std is None else self.spec.from_vector(src_std),
+                                 mask=ticket.mask, iteration=k + 1, keep=cfg.keep, seed=cfg.seed,
+                                 snr_variance=cfg.snr_variance, task=self.task, options=dict(cfg.prune_options))
 
     # ------------------------------------------------------------------------------------------ helpers
     def _source_ticket(self, k) -> prune.Ticket:

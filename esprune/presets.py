@@ -36,9 +36,11 @@ PRESETS = {
               "eval_every": 10, "checkpoint_every": 10, "iterations": 10, "keep": 0.7,
               "task_options": {"episodes": 4},
               "strategy_options": {"sigma_init": 0.1, "elite_ratio": 0.5, "mean_decay": 1e-4}}),
-    "cartpole": ("the paper's CartPole-v1 setting: Sep-CMA-ES, P=100, 2000 generations, 20 iterations × 0.8",
+    "cartpole": ("the paper's CartPole-v1 setting: Sep-CMA-ES, P=100, 2000 generations, dense + 20 prunings "
+                 "keeping 0.8",
                  {"task": "CartPole-v1", **_GYM_SEP_CMA}),
-    "pendulum": ("the paper's Pendulum-v1 setting: Sep-CMA-ES, P=100, 2000 generations, 20 iterations × 0.8",
+    "pendulum": ("the paper's Pendulum-v1 setting: Sep-CMA-ES, P=100, 2000 generations, dense + 20 prunings "
+                 "keeping 0.8",
                  {"task": "Pendulum-v1", **_GYM_SEP_CMA}),
     "mnist": ("the paper's MNIST setting: Sep-CMA-ES, P=128, batch 1024, 4000 generations, σ_init 0.025",
               {"task": "mnist", "strategy": "sep_cma_es", "popsize": 128, "generations": 4000, "eval_every": 100,
@@ -81,7 +83,7 @@ PRESETS["ant-des"] = ("the ant preset with DES (temperature 12.5, σ_init 0.1): 
                       {**_locomotion("Ant-v5"), "strategy": "des",
                        "strategy_options": {"sigma_init": 0.1, "temperature": 12.5, "mean_decay": 1e-5}})
 PRESETS["hopper-cpu"] = ("a CPU-budget IMP run on Hopper-v5: Sep-CMA-ES, P=32, 60 generations, 4 × 200-step "
-                         "episodes, 6 iterations keeping 0.6",
+                         "episodes, dense + 6 prunings keeping 0.6",
                          {**_locomotion("Hopper-v5"), "popsize": 32, "generations": 60, "eval_every": 20,
                           "checkpoint_every": 20, "iterations": 6, "keep": 0.6,
                           "task_options": {"episodes": 4, "test_episodes": 8, "max_steps": 200}})

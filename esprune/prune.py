@@ -180,6 +180,8 @@ def next_ticket(kind: str, net, *, init: dict, mean: dict, std: dict | None, mas
     ``init`` is the original initialization (iteration 0), ``mean``/``std`` the trained search distribution
     (``std`` None for gradient descent); ``task`` supplies the loss of the gradient criteria (SNIP, GraSP);
     ``options`` are the ticket makers' options (``PRUNE_OPTIONS``; None: the defaults, the paper code's rules).
+    The ticket's ``threshold`` is the lowest surviving score, NaN where no score threshold made the mask
+    (``random-reinit``'s drawn mask, ``permute-permute``'s moved one).
     """
     criterion, make_init = TICKETS[canonical(kind)]
     options = check_options(options or {})
@@ -210,6 +212,8 @@ def next_ticket(kind: str, net, *, init: dict, mean: dict, std: dict | None, mas
         moved = Mask({n: permute_paper_axis0(new_mask[n], rng) for n in spec.prunable_names}, spec)
         new_init = _move_survivors(init, new_mask, moved, rng)
         new_mask = moved
+    if criterion == "random" or make_init == "permute-mask":
+        threshold = float("nan")  # a drawn or moved mask is not "the weights scoring above a threshold"
     return Ticket(new_init, new_mask, threshold)
 
 

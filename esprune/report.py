@@ -14,15 +14,16 @@ from . import config as _config
 from .errors import UserError
 from .store import RunFile
 
-COLUMNS = (("iteration", "iter", "{:d}"), ("sparsity", "sparsity", "{:.4f}"), ("active", "active", "{:d}"),
+COLUMNS = (("iteration", "iter", "{:d}"), ("sparsity", "sparsity", "{:.4f}"), ("weights", "weights", "{:d}"),
            ("effective", "effective", "{:.3g}%"), ("final", "final", "{:.2f}"), ("best", "best", "{:.2f}"),
            ("test", "test", "{:.2f}"), ("threshold", "threshold", "{:.4g}"), ("seconds", "seconds", "{:.1f}"))
+NONE = "—"  # a value that does not exist (iteration 0's threshold; any threshold of a random mask)
 
 
 def table(rows: list[dict]) -> str:
-    """The summary rows as an aligned text table."""
+    """The summary rows as an aligned text table (a NaN value, one that does not exist, as "—")."""
     cells = [[head for _, head, _ in COLUMNS]]
-    cells += [[fmt.format(row[key]) for key, _, fmt in COLUMNS] for row in rows]
+    cells += [[cell(fmt, row[key]) for key, _, fmt in COLUMNS] for row in rows]
     return _align(cells)
 
 
@@ -47,6 +48,19 @@ def notes(rows: list[dict]) -> list[str]:
     return out
 
 
+def cell(fmt: str, value) -> str:
+    """``value`` formatted by ``fmt``; None or NaN (a number that does not exist) as "—"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NONE
+    return fmt.format(value)
+
+
+def iterations_text(K: int) -> str:
+    """What ``iterations = K`` means, in the words every output uses: iteration 0 trains the dense network,
+    then K prunings, so K + 1 tickets are trained (PAPER_SETTINGS.md)."""
+    return f"iterations 0..{K} (dense + {K} pruning{'s' if K != 1 else ''}: {K + 1} trained tickets)"
+
+
 def _align(cells: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells)
@@ -58,20 +72,26 @@ def log_every(generations: int) -> int:
     return max(1, generations // 10)
 
 
+def iteration_tag(k: int, K: int) -> str:
+    """"iter 3 of 0..14": iteration ``k`` of a run whose iterations are 0 (dense) to ``K``."""
+    return f"iter {k} of 0..{K}"
+
+
 def generation_line(k: int, K: int, g: int, G: int, best: float, sparsity: float, elapsed: float,
-                    unit: str = "gen") -> str:
+                    unit: str = "gen", eta: float | None = None) -> str:
     """One log line inside iteration ``k`` of ``0..K``: generation ``g`` of ``G`` (``unit``: "step" for gradient
-    descent), the best test score of this iteration so far, the ticket's sparsity and the seconds since the
-    command started."""
+    descent), the best test score of this iteration so far, the ticket's sparsity, the seconds since the
+    command started and (``eta``, seconds; None: not known yet) the time left."""
     score = f"{best:.2f}" if math.isfinite(best) else "none yet"
-    return (f"iter {k}/{K} {unit} {g}/{G} · best test {score} · sparsity {sparsity:.4f} · "
-            f"elapsed {_clock(elapsed)}")
+    left = "" if eta is None else f" · ETA {_clock(eta)}"
+    return (f"{iteration_tag(k, K)} · {unit} {g}/{G} · best test {score} · sparsity {sparsity:.4f} · "
+            f"elapsed {_clock(elapsed)}{left}")
 
 
 def iteration_line(row: dict, K: int) -> str:
     """An iteration's summary row (``store.SUMMARY_FIELDS``) as one log line, with the table's formats."""
-    cells = " · ".join(f"{head} {fmt.format(row[key])}" for key, head, fmt in COLUMNS[1:-1])
-    return f"iter {row['iteration']}/{K} done · {cells} · {row['seconds']:.1f} s"
+    cells = " · ".join(f"{head} {cell(fmt, row[key])}" for key, head, fmt in COLUMNS[1:-1])
+    return f"{iteration_tag(row['iteration'], K)} done · {cells} · {row['seconds']:.1f} s"
 
 
 def _clock(seconds: float) -> str:

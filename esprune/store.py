@@ -19,11 +19,12 @@ Layout (plain h5py reads it; parameter vectors cover every tensor of the network
 
     /                   attrs: format="esprune-run", format_version, esprune_version, config (JSON),
                         param_spec (JSON [[name, shape, prunable], ...]), created, run_id
-    /summary            table, one row per finished iteration: iteration, sparsity, active, final, best,
-                        test, threshold, seconds
+    /summary            table, one row per finished iteration k (the row of ticket k): iteration, sparsity,
+                        weights (prunable weights remaining), final, best, test, threshold (the score that made
+                        ticket k; NaN for k = 0 and for random masks), seconds
     /iterations/003     init, mask (the ticket); final_mean, final_std, best_mean, best_std; train (G, 2:
                         mean and max fitness per generation); evals (n, 2: generation, test score);
-                        attrs: sparsity, active, seed, threshold, final, best, test, seconds, best_generation,
+                        attrs: sparsity, weights, seed, threshold, final, best, test, seconds, best_generation,
                         timing (JSON: ask_s, evaluate_s, tell_s, commit_s, work, work_unit, generations, gflops),
                         effective (JSON, written with the ticket: ``effective.Effective.to_dict()`` of its mask;
                         for files written before it existed, computed from the stored mask when read)
@@ -52,7 +53,9 @@ from .errors import UserError
 from .params import Mask, ParamSpec, Tensor
 
 FORMAT, FORMAT_VERSION = "esprune-run", 1
-SUMMARY_FIELDS = (("iteration", "i4"), ("sparsity", "f8"), ("active", "i8"), ("final", "f8"), ("best", "f8"),
+# weights: the ticket's prunable weights remaining (biases, never pruned, are not counted; files of esprune
+# before this field stored "active", weights + biases, and are read as weights)
+SUMMARY_FIELDS = (("iteration", "i4"), ("sparsity", "f8"), ("weights", "i8"), ("final", "f8"), ("best", "f8"),
                   ("test", "f8"), ("threshold", "f8"), ("seconds", "f8"))
 REQUIRED = ("summary", "iterations", "checkpoint")
 
@@ -267,6 +270,18 @@ class RunFile:
         self.commit(write)
         self.checkpoint_path.unlink(missing_ok=True)  # stale now (its iteration is over)
 
+    def extend(self, config: dict, k: int | None = None, ticket=None) -> None:
+        """Store ``config`` (the run's config with another ``iterations``) and, for a finished run that now goes
+        on, iteration ``k``'s ``ticket`` with a checkpoint at its start, in one commit."""
+        spec = self.spec
+
+        def write(f):
+            f.attrs["config"] = json.dumps(config, sort_keys=True)
+            if ticket is not None:
+                _write_ticket(f, spec, k, ticket)
+
+        self.commit(write)
+
     # ------------------------------------------------------------------------------------------ reading
     def _read(self, fn):
         try:
@@ -291,11 +306,18 @@ class RunFile:
 
     def summary(self) -> list[dict]:
         """The finished iterations, one dict per row with the keys of ``SUMMARY_FIELDS`` and of
-        ``effective_fields`` (the effective sparsity of the iteration's ticket)."""
+        ``effective_fields`` (the effective sparsity of the iteration's ticket). A file written before the
+        ``weights`` field has ``active`` = weights + biases: the biases are subtracted."""
         def read(f):
             spec = spec_from_json(f.attrs["param_spec"])
-            rows = [{name: (int if kind[0] == "i" else float)(row[name]) for name, kind in SUMMARY_FIELDS}
-                    for row in f["summary"][()]]
+            table = f["summary"][()]
+            biases = sum(t.size for t in spec if not t.prunable)
+            old = bool(table.dtype.names) and "weights" not in table.dtype.names
+
+            def value(row, name, kind):
+                raw = row["active"] - biases if old and name == "weights" else row[name]
+                return (int if kind[0] == "i" else float)(raw)
+            rows = [{name: value(row, name, kind) for name, kind in SUMMARY_FIELDS} for row in table]
             return [{**row, **effective_fields(_effective_of(f, spec, row["iteration"]))} for row in rows]
         return self._read(read)
 
@@ -442,7 +464,7 @@ def _write_ticket(f, spec: ParamSpec, k: int, ticket) -> None:
     mask = ticket.mask
     _write_group(f["iterations"], f"{k:03d}",
                  {"init": spec.to_vector(ticket.init, np.float32), "mask": mask.to_vector()},
-                 {"threshold": ticket.threshold, "sparsity": mask.sparsity(), "active": mask.summary()["active"],
+                 {"threshold": ticket.threshold, "sparsity": mask.sparsity(), "weights": mask.kept,
                   "effective": json.dumps(_effective(spec, mask).to_dict())})
     _write_group(f, "checkpoint", {}, {"iteration": k, "generation": 0, "seconds": 0.0, "finished": False})
 

@@ -306,8 +306,9 @@ def set_threads(n: int) -> None:
 # ---------------------------------------------------------------------------------------------- status
 def status(directory) -> list[dict]:
     """One row per point of the sweep in ``directory`` (from its manifest, plus any other run file there):
-    name, state ("done", "running or stopped", "not started", "unreadable"), iteration reached, last row's
-    sparsity and test score."""
+    name, state ("done", "running or stopped", "not started", "unreadable"), ``iteration``: how many iterations
+    are finished (tickets trained), ``iterations``: the config's value (prunings after the dense iteration 0,
+    so ``iterations + 1`` tickets in all), the last row's sparsity and test score."""
     from .store import RunFile
 
     directory = Path(directory)
@@ -331,7 +332,7 @@ def status(directory) -> list[dict]:
                 row["state"] = f"unreadable: {err}"
                 rows.append(row)
                 continue
-            row["iterations"] = cfg["iterations"] + 1
+            row["iterations"] = cfg["iterations"]
             row["iteration"] = len(summary)
             if summary:
                 row["sparsity"], row["test"] = summary[-1]["sparsity"], summary[-1]["test"]
@@ -347,7 +348,8 @@ def render_status(rows: list[dict]) -> str:
     width = max(len(r["point"]) for r in rows)
     lines = []
     for r in rows:
-        done = f"{r['iteration']}/{r['iterations']} iterations" if r["iterations"] else ""
+        done = (f"{r['iteration']}/{r['iterations'] + 1} tickets trained" if r["iterations"] is not None
+                else "")
         last = (f"sparsity {r['sparsity']:.4f} test {r['test']:.4g}" if r["test"] is not None else "")
-        lines.append(f"{r['point']:<{width}}  {r['state']:<40} {done:<18} {last}".rstrip())
+        lines.append(f"{r['point']:<{width}}  {r['state']:<40} {done:<24} {last}".rstrip())
     return "\n".join(lines)

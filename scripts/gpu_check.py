@@ -179,7 +179,7 @@ def _imp_compare(emulate: bool) -> dict:
             runs[name] = {"seconds": time.perf_counter() - t0, "summary": run.summary()}
     a, b = runs["numba"]["summary"], runs["cupy"]["summary"]
     diff = {key: float(np.max(np.abs([ra[key] - rb[key] for ra, rb in zip(a, b)]))) for key in ("final", "test")}
-    same_masks = [ra["active"] == rb["active"] for ra, rb in zip(a, b)]
+    same_masks = [ra["weights"] == rb["weights"] for ra, rb in zip(a, b)]
     return {"config": overrides, "runs": runs, "max_abs_difference": diff, "same_active_counts": same_masks,
             "identical": all(same_masks) and not any(diff.values())}
 

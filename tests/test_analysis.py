@@ -13,7 +13,7 @@ from esprune.analysis.solutions import load
 from esprune.errors import UserError
 from esprune.gd.objective import Objective
 from esprune.imp import Experiment
-from esprune.store import from_vector
+from esprune.store import RunFile, from_vector
 
 ES = {"task": "CartPole-v1", "task_options": {"episodes": 2}, "strategy": "snes", "prune": "snr", "iterations": 2,
       "keep": 0.5, "generations": 6, "popsize": 8, "eval_every": 3, "checkpoint_every": 3}
@@ -110,7 +110,8 @@ def test_lanczos_on_a_network_matches_the_assembled_hessian(runs):
 
 def test_snr_study_matches_a_brute_force_recount(runs):
     rows = snr.study(runs["es0"])
-    assert [r["iteration"] for r in rows] == [0, 1, 2]
+    assert [r["iteration"] for r in rows] == [1, 2, 3]       # keyed by the ticket each pruning makes
+    assert [r["trained_in"] for r in rows] == [0, 1, 2]
     row = rows[1]
     sol = load(runs["es0"], 1)
     spec = sol.net.spec
@@ -126,6 +127,21 @@ def test_snr_study_matches_a_brute_force_recount(runs):
     assert row["pearson_mean_std"] == pytest.approx(np.corrcoef(mu, sd)[0, 1])
     assert row["log10_snr_kept"].sum() == n_next and row["log10_snr_pruned"].sum() == active.sum() - n_next
     assert sum(v["snr"] for v in row["kept_per_layer"].values()) == n_next
+
+
+def test_snr_rows_and_counts_are_shows(runs):
+    """Row k of `snr` and row k of `show` describe the same ticket: an SNR-pruned run's threshold and its count of
+    prunable weights (biases, never pruned, not counted) agree; the row past the end is the next ticket."""
+    shown = RunFile.open(runs["es0"]).summary()
+    study = {r["iteration"]: r for r in snr.study(runs["es0"])}
+    spec = load(runs["es0"], 0).net.spec
+    for row in shown[1:]:
+        k = row["iteration"]
+        assert study[k]["snr_threshold"] == row["threshold"]
+        assert study[k]["weights"] == row["weights"] == RunFile.open(runs["es0"]).ticket(k).mask.kept
+        assert study[k]["sparsity"] == pytest.approx(row["sparsity"])
+    assert shown[0]["weights"] == spec.prunable_size                     # the dense ticket: biases not counted
+    assert study[3]["weights"] == prune.kept_after(spec.prunable_size, 0.5, 3)
 
 
 def test_snr_study_refuses_a_gd_run(runs):

@@ -66,7 +66,9 @@ def test_tasks_and_bench_tasks(tmp_path):
     listed = json.loads(run("tasks", "--json").output)
     assert "CartPole-v1" in listed and all("test_episodes" in t for t in listed.values() if t["horizon"])
     table = run("tasks")
-    assert table.exit_code == 0 and len(table.output.splitlines()) == len(listed)  # one line per task
+    lines = table.output.splitlines()                                      # per task a line and its options
+    assert table.exit_code == 0 and len(lines) == 2 * len(listed)
+    assert [x.startswith("    options: ") for x in lines] == [False, True] * len(listed)
     out = tmp_path / "t.json"
     assert run("bench", "tasks", "--repeats", "1", "--out", str(out)).exit_code == 0
     rows = json.loads(out.read_text())["rows"]

@@ -249,7 +249,7 @@ def test_show_has_an_effective_column_and_names_the_disconnected_iterations(disc
     refs = reference_rows(path)
     lines = invoke("show", path).stdout.splitlines()
     header = lines[1].split()
-    assert header[:4] == ["iter", "sparsity", "active", "effective"]
+    assert header[:4] == ["iter", "sparsity", "weights", "effective"]
     cells = [line.split()[header.index("effective")] for line in lines[2:6]]
     assert cells == [f"{100 * r.remaining:.3g}%" for r in refs] and cells[2:] == ["0%", "0%"]
     assert lines[6] == ("iterations 2–3: disconnected (dense_1, dense_2 empty): no input reaches an output, the "
@@ -280,7 +280,7 @@ def ticket_run(path, seed, masks):
     init = net.init(seed)
     run = RunFile.create(path, cfg.to_dict(), net.spec, Ticket(init, masks[0]))
     for k, mask in enumerate(masks):
-        row = {"iteration": k, "sparsity": mask.sparsity(), "active": 0, "final": 100.0 - k, "best": 100.0 - k,
+        row = {"iteration": k, "sparsity": mask.sparsity(), "weights": 0, "final": 100.0 - k, "best": 100.0 - k,
                "test": 100.0 - k, "threshold": np.nan, "seconds": 1.0}
         nxt = Ticket(init, masks[k + 1]) if k + 1 < len(masks) else None
         run.finish_iteration(k, {}, {}, row, next_ticket=nxt)

@@ -165,7 +165,7 @@ def test_cli_run_show_report_and_user_errors(uninterrupted, tmp_path):
     whole, rows = uninterrupted
     shown = cli("show", str(whole), "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout) == comparable(rows, drop=())
-    assert set(rows[0]) == {"iteration", "sparsity", "active", "final", "best", "test", "threshold", "seconds",
+    assert set(rows[0]) == {"iteration", "sparsity", "weights", "final", "best", "test", "threshold", "seconds",
                             "effective", "effective_weights", "empty_layers", "disconnected", "layers"}
     assert "sparsity" in cli("show", str(whole)).stdout
     bad = cli("run", "--keep", "2", "--out", str(tmp_path / "x.h5"))

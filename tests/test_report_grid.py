@@ -29,7 +29,7 @@ def fake_run(path, task, prune, seed, scores, iterations=None):
     ticket = Ticket(net.init(seed), Mask.dense(net.spec))
     run = RunFile.create(path, cfg.to_dict(), net.spec, ticket)
     for k, s in enumerate(scores):
-        row = {"iteration": k, "sparsity": 1 - 0.8**k, "active": 10, "final": s, "best": s, "test": s,
+        row = {"iteration": k, "sparsity": 1 - 0.8**k, "weights": 10, "final": s, "best": s, "test": s,
                "threshold": np.nan, "seconds": 1.0}
         run.finish_iteration(k, {}, {}, row, next_ticket=ticket if k + 1 < len(scores) else None)
     run.unlock()

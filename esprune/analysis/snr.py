@@ -1,10 +1,14 @@
-"""The SNR study of an ES run (the paper's Figure 7 material): per iteration, how the SNR criterion's choice
+"""The SNR study of an ES run (the paper's Figure 7 material): per ticket, how the SNR criterion's choice
 differs from the magnitude criterion's.
 
-For iteration k's trained search distribution (final or best mean, as the run pruned from) over the active
-weights: each criterion's threshold for keeping the next iteration's count, the Jaccard overlap of the two kept
-sets, the (Pearson and Spearman) correlation of |μ| and σ, per-layer kept counts under each criterion, and
-histograms of log10 SNR for the weights the SNR criterion keeps and prunes.
+Rows follow the convention of ``esprune show``: row k describes ticket k, the one made by pruning the search
+distribution trained in iteration k − 1 (final or best mean, as the run pruned from), so row k's SNR threshold is
+``show``'s threshold of row k in an SNR-pruned run, and ``weights`` counts prunable weights (biases are never
+pruned). Per row: each criterion's threshold for keeping ticket k's count, the Jaccard overlap of the two kept
+sets, the (Pearson and Spearman) correlation of |μ| and σ over the weights active in iteration k − 1, per-layer
+kept counts under each criterion, and histograms of log10 SNR for the weights the SNR criterion keeps and
+prunes. The last row describes the ticket one iteration past the run's end (what ``resume --iterations`` would
+train next).
 """
 from __future__ import annotations
 
@@ -20,13 +24,16 @@ BINS = np.linspace(-4, 4, 41)  # log10 SNR
 
 
 def study(path) -> list[dict]:
+    """One row per finished iteration k − 1, keyed by the ticket k its pruning makes (``iteration(path, k)``)."""
     iterations = finished_iterations(path)
     if not iterations:
         raise UserError(f"{path} has no finished iteration yet")
-    return [iteration(path, k) for k in iterations]
+    return [iteration(path, k + 1) for k in iterations]
 
 
-def iteration(path, k: int) -> dict:
+def iteration(path, ticket: int) -> dict:
+    """The row of ticket ``ticket`` (≥ 1): the pruning of iteration ``ticket − 1``'s trained distribution."""
+    k = ticket - 1
     first = load(path, k)
     cfg = first.config
     sol = load(path, k, which=cfg.get("prune_from", "final"))
@@ -48,12 +55,13 @@ def iteration(path, k: int) -> dict:
     log_snr = np.log10(np.maximum(mu, 1e-300) / sigma)
     kept_by_snr = keep_s[active]
     union = (keep_m | keep_s).sum()
-    return {"iteration": k, "sparsity": sol.sparsity, "active_weights": int(active.sum()), "next_kept": n_next,
+    return {"iteration": k + 1, "trained_in": k, "sparsity": 1.0 - n_next / spec.prunable_size, "weights": n_next,
+            "weights_before": int(active.sum()),
             "magnitude_threshold": chosen["magnitude"][1], "snr_threshold": chosen["snr"][1],
             "jaccard": float((keep_m & keep_s).sum() / union) if union else 1.0,
             "pearson_mean_std": _corr(pearsonr, mu, sigma), "spearman_mean_std": _corr(spearmanr, mu, sigma),
             "kept_per_layer": {n: {"magnitude": int(chosen["magnitude"][0][n].sum()),
-                                   "snr": int(chosen["snr"][0][n].sum()), "active": int(mask[n].sum())}
+                                   "snr": int(chosen["snr"][0][n].sum()), "weights_before": int(mask[n].sum())}
                                for n in names},
             "log10_snr_bins": BINS, "log10_snr_kept": np.histogram(log_snr[kept_by_snr], BINS)[0],
             "log10_snr_pruned": np.histogram(log_snr[~kept_by_snr], BINS)[0]}
@@ -65,7 +73,8 @@ def _corr(fn, a, b) -> float:
     return float(fn(a, b)[0])
 
 
-COLUMNS = (("iteration", "iter", "{:d}"), ("sparsity", "sparsity", "{:.4f}"), ("next_kept", "keeps", "{:d}"),
+COLUMNS = (("iteration", "iter", "{:d}"), ("sparsity", "sparsity", "{:.4f}"), ("weights", "weights", "{:d}"),
+           ("trained_in", "pruned from iter", "{:d}"),
            ("magnitude_threshold", "|μ| threshold", "{:.4g}"), ("snr_threshold", "SNR threshold", "{:.4g}"),
            ("jaccard", "Jaccard", "{:.3f}"), ("pearson_mean_std", "corr(|μ|,σ)", "{:.3f}"),
            ("spearman_mean_std", "rank corr", "{:.3f}"))
@@ -76,7 +85,7 @@ def figure(results, out, plt) -> None:
     its = [r["iteration"] for r in results]
     ax_j.plot(its, [r["jaccard"] for r in results], marker="o", label="Jaccard(magnitude, SNR)")
     ax_j.plot(its, [r["spearman_mean_std"] for r in results], marker="s", label="rank corr(|μ|, σ)")
-    ax_j.set_xlabel("IMP iteration")
+    ax_j.set_xlabel("IMP iteration (the ticket made)")
     ax_j.set_ylim(-1.05, 1.05)
     ax_j.legend(fontsize=8)
     centres = 0.5 * (BINS[1:] + BINS[:-1])

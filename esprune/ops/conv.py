@@ -13,7 +13,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from . import cuda
+from . import cuda, jit
 
 
 _VEC = 16  # float32 lanes of one AVX-512 register: the numba accumulate loops run in whole multiples of it
@@ -56,7 +56,7 @@ def _run(xi, c, y, x, plane, Wp, n):
     return xi[base:base + n]
 
 
-@numba.njit(parallel=True, cache=True)
+@jit.njit(parallel=True)
 def _conv_block_numba(xpad, theta, ptr, ci, dy, dx, src, b_off, H, W, Hp, Wp, pool, out):
     """``xpad`` ``(Px, B, C_in·Hp·Wp + slack)``: zero-padded planes. The accumulator keeps the padded row
     stride Wp, so tap (ci, dy, dx) adds w · xpad[ci·Hp·Wp + dy·Wp + dx + i] for every i in one unit-stride

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from . import cuda
+from . import cuda, jit
 
 ACTIVATIONS = {"linear": 0, "tanh": 1, "relu": 2}
 _TILE = 4  # output columns per dense work item: each input row loaded once serves four outputs
@@ -83,7 +83,7 @@ def _activate(v, act):
     return v
 
 
-@numba.njit(parallel=True, cache=True)
+@jit.njit(parallel=True)
 def _dense_layer_numba(x, w, w_off, theta, b_off, act, out):
     P, n_out, B = out.shape
     n_in = x.shape[1]
@@ -113,7 +113,7 @@ def _dense_layer_numba(x, w, w_off, theta, b_off, act, out):
                     out[p, j0 + jj, b] = _activate(acc[jj, b] + bias, act)
 
 
-@numba.njit(parallel=True, cache=True)
+@jit.njit(parallel=True)
 def _sparse_layer_numba(x, theta, w_off, colptr, rows, src, b_off, act, out):
     P, n_out, B = out.shape
     for p in numba.prange(P):

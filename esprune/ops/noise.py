@@ -8,7 +8,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from . import cuda
+from . import cuda, jit
 
 _M0, _M1 = 0xD2511F53, 0xCD9E8D57  # Philox multipliers (Salmon et al. 2011, Table 2)
 _W0, _W1 = 0x9E3779B9, 0xBB67AE85  # Weyl key increments: golden ratio and sqrt(3) - 1
@@ -94,7 +94,7 @@ def _block_normals(blk, member, s, k0, k1):
     return z0, z1, z2, z3
 
 
-@numba.njit(parallel=True, cache=True)
+@jit.njit(parallel=True)
 def _philox_uint32_numba(members, seed, generation, stream, out):
     rows, dim = out.shape
     blocks = (dim + 3) // 4
@@ -106,7 +106,7 @@ def _philox_uint32_numba(members, seed, generation, stream, out):
             out[row, 4 * blk + i] = np.uint32(w[i])
 
 
-@numba.njit(parallel=True, cache=True)
+@jit.njit(parallel=True)
 def _gaussian_numba(members, seed, generation, stream, out):
     rows, dim = out.shape
     blocks = (dim + 3) // 4
@@ -124,7 +124,7 @@ def sample_reference(rows, signs, mean, scale, seed, generation, stream):
     return (mean + scale * (np.asarray(signs, np.float64)[:, None] * z)).astype(np.float32)
 
 
-@numba.njit(parallel=True, cache=True)
+@jit.njit(parallel=True)
 def _sample_numba(rows, signs, mean, scale, seed, generation, stream, out):
     n, dim = out.shape
     blocks = (dim + 3) // 4
@@ -165,7 +165,7 @@ def moments_reference(members, w1, w2, dim, seed, generation, stream):
     return np.asarray(w1, np.float64) @ z, np.asarray(w2, np.float64) @ (z * z)
 
 
-@numba.njit(parallel=True, cache=True)
+@jit.njit(parallel=True)
 def _moments_numba(members, w1, w2, seed, generation, stream, s1, s2):
     # One task per block of 4 columns; rows in ascending order, float64 sums (as the CUDA kernel).
     dim = s1.shape[0]

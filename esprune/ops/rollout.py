@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import types as pytypes
 
 import numba
 import numpy as np
@@ -28,7 +29,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from . import cuda
+from . import cuda, jit
 from .dense import fast_tanh
 
 LANES = 8  # episodes of one member stepped together: one AVX2 register of float32 (unrolled by hand below)
@@ -37,7 +38,7 @@ MAX_WIDTH = 256  # kernels/rollout.cu holds a layer's activations in per-thread 
 
 def env_function(fn):
     """Mark an environment's scalar function (step, observe or a helper) for compilation into the rollout."""
-    return numba.njit(error_model="numpy")(fn)
+    return jit.njit(error_model="numpy")(fn)
 
 
 def policy_index(layout, n_layers: int, xp=np):
@@ -180,7 +181,7 @@ def _axpy_row(typingctx, arr, start, w, src, at):
     return types.void(arr, start, w, src, at), codegen
 
 
-@numba.njit(error_model="numpy", cache=True)
+@jit.njit(error_model="numpy")
 def _policy_lanes(theta_p, bias_lanes, sizes, table, rows, cols, tanh_hidden, h, acc):
     """Forward of one member's policy on ``LANES`` episodes at once. ``h`` and ``acc`` are feature-major
     ``(width · LANES,)``: feature i of lane l at ``i · LANES + l``; the outputs end in ``h[:n_out · LANES]``.
@@ -228,69 +229,86 @@ def _policy_lanes(theta_p, bias_lanes, sizes, table, rows, cols, tanh_hidden, h,
 
 @functools.lru_cache(maxsize=None)
 def _twin(env):
-    """The compiled numba rollout of one environment module (compiled on first call, once per process)."""
-    env_step, observe = env.step, env.observe
-    choose = _first_output if env.CONTINUOUS else _argmax_first
-    state_dim, obs_dim = env.STATE_DIM, env.OBS_DIM
+    """The compiled numba rollout of one environment module: the two templates below bound to the environment's
+    functions and sizes, compiled once (numba's disk cache, ``ops/jit.py``: once per esprune version, not per
+    process). The environment enters as globals of functions named after it, not as closure cells: numba keys a
+    cached closure by its pickled cells, which for compiled functions differ in every process, and names the
+    cache files by the function's name, so each environment needs its own."""
+    name = env.__name__.rsplit(".", 1)[-1]
+    g = {**globals(), "_env_step": env.step, "_env_observe": env.observe,
+         "_choose": _first_output if env.CONTINUOUS else _argmax_first, "_STATE_DIM": env.STATE_DIM,
+         "_OBS_DIM": env.OBS_DIM}
+    g["_member"] = jit.njit(error_model="numpy")(_bound(_member_template, g, f"_member_{name}"))
+    return jit.njit(error_model="numpy", nogil=True)(_bound(_members_template, g, f"_members_{name}"))
 
-    @numba.njit(error_model="numpy")
-    def member(theta_p, sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns_p, steps_p):
-        """Every episode of one member, ``LANES`` at a time."""
-        E = returns_p.shape[0]
-        width = sizes.max()
-        n_layers = sizes.shape[0] - 1
-        n_act = sizes[n_layers]
-        h = np.zeros(width * LANES, dtype=np.float32)
-        acc = np.empty(width * LANES, dtype=np.float32)
-        bias_lanes = np.empty(table[4, n_layers - 1] + n_act * LANES, dtype=np.float32)
-        for k in range(n_layers):  # the member's biases, repeated per lane once for all its steps
-            for j in range(sizes[k + 1]):
-                bias_lanes[table[4, k] + j * LANES:table[4, k] + (j + 1) * LANES] = theta_p[table[1, k] + j]
-        obs = np.empty(obs_dim, dtype=np.float32)
-        out = np.empty(n_act, dtype=np.float32)
-        s = np.empty((LANES, state_dim))
-        episode = np.full(LANES, -1)
-        steps = np.zeros(LANES, dtype=np.int64)
-        total = np.zeros(LANES)
-        pending, live = 0, 0
-        for lane in range(LANES):  # the first LANES episodes (fewer when E is small)
-            if pending < E:
-                s[lane] = resets[pending]
-                episode[lane] = pending
-                pending += 1
-                live += 1
-        while live > 0:
-            for lane in range(LANES):
-                if episode[lane] >= 0:
-                    observe(s[lane], obs)
-                    for i in range(obs_dim):
-                        h[i * LANES + lane] = obs[i]
-            _policy_lanes(theta_p, bias_lanes, sizes, table, rows, cols, tanh_hidden, h, acc)
-            for lane in range(LANES):
-                if episode[lane] < 0:
-                    continue
-                for j in range(n_act):
-                    out[j] = h[j * LANES + lane]
-                reward, terminated = env_step(s[lane], choose(out, n_act))
-                total[lane] += reward
-                steps[lane] += 1
-                if terminated or steps[lane] >= max_steps:
-                    returns_p[episode[lane]], steps_p[episode[lane]] = total[lane], steps[lane]
-                    total[lane], steps[lane] = 0.0, 0
-                    if pending < E:  # the lane takes the member's next episode
-                        s[lane] = resets[pending]
-                        episode[lane] = pending
-                        pending += 1
-                    else:
-                        episode[lane] = -1
-                        live -= 1
 
-    @numba.njit(error_model="numpy", nogil=True)
-    def members(lo, hi, theta, sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns, steps):
-        for p in range(lo, hi):
-            member(theta[p], sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns[p], steps[p])
+def _bound(template, g: dict, name: str):
+    """``template``'s code as a new function named ``name`` reading its globals from ``g``."""
+    fn = pytypes.FunctionType(template.__code__, g, name)
+    fn.__qualname__ = name
+    return fn
 
-    return members
+
+# Globals of the templates, bound per environment by _twin (placeholders here).
+_env_step = _env_observe = _choose = _member = None
+_STATE_DIM = _OBS_DIM = 0
+
+
+def _member_template(theta_p, sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns_p, steps_p):
+    """Every episode of one member, ``LANES`` at a time."""
+    E = returns_p.shape[0]
+    width = sizes.max()
+    n_layers = sizes.shape[0] - 1
+    n_act = sizes[n_layers]
+    h = np.zeros(width * LANES, dtype=np.float32)
+    acc = np.empty(width * LANES, dtype=np.float32)
+    bias_lanes = np.empty(table[4, n_layers - 1] + n_act * LANES, dtype=np.float32)
+    for k in range(n_layers):  # the member's biases, repeated per lane once for all its steps
+        for j in range(sizes[k + 1]):
+            bias_lanes[table[4, k] + j * LANES:table[4, k] + (j + 1) * LANES] = theta_p[table[1, k] + j]
+    obs = np.empty(_OBS_DIM, dtype=np.float32)
+    out = np.empty(n_act, dtype=np.float32)
+    s = np.empty((LANES, _STATE_DIM))
+    episode = np.full(LANES, -1)
+    steps = np.zeros(LANES, dtype=np.int64)
+    total = np.zeros(LANES)
+    pending, live = 0, 0
+    for lane in range(LANES):  # the first LANES episodes (fewer when E is small)
+        if pending < E:
+            s[lane] = resets[pending]
+            episode[lane] = pending
+            pending += 1
+            live += 1
+    while live > 0:
+        for lane in range(LANES):
+            if episode[lane] >= 0:
+                _env_observe(s[lane], obs)
+                for i in range(_OBS_DIM):
+                    h[i * LANES + lane] = obs[i]
+        _policy_lanes(theta_p, bias_lanes, sizes, table, rows, cols, tanh_hidden, h, acc)
+        for lane in range(LANES):
+            if episode[lane] < 0:
+                continue
+            for j in range(n_act):
+                out[j] = h[j * LANES + lane]
+            reward, terminated = _env_step(s[lane], _choose(out, n_act))
+            total[lane] += reward
+            steps[lane] += 1
+            if terminated or steps[lane] >= max_steps:
+                returns_p[episode[lane]], steps_p[episode[lane]] = total[lane], steps[lane]
+                total[lane], steps[lane] = 0.0, 0
+                if pending < E:  # the lane takes the member's next episode
+                    s[lane] = resets[pending]
+                    episode[lane] = pending
+                    pending += 1
+                else:
+                    episode[lane] = -1
+                    live -= 1
+
+
+def _members_template(lo, hi, theta, sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns, steps):
+    for p in range(lo, hi):
+        _member(theta[p], sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns[p], steps[p])
 
 
 def _parallel_members(members, P, *args) -> None:

@@ -15,16 +15,27 @@ def make(name: str, **options):
     ``gym:<env id>`` is any Gymnasium environment through the vector API (``gym_vector``, the slow path)."""
     if name.startswith(gym_vector.PREFIX):
         factory = functools.partial(gym_vector.make, name)
-        known = list(inspect.signature(gym_vector.GymVectorTask).parameters)[1:]
     elif name not in TASKS:
         raise ConfigError(f"unknown task {name!r}; available: {', '.join(TASKS)}, or gym:<Gymnasium env id>")
     else:
         factory = TASKS[name]
-        known = list(inspect.signature(factory).parameters)
+    known = list(options_of(name))
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ConfigError(f"task {name}: unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
     return factory(**options)
 
 
-__all__ = ["make", "TASKS"]
+def options_of(name: str) -> dict:
+    """The options a task takes (config table ``task_options``) with their defaults, in signature order: the
+    keyword arguments of its constructor (``gym:<env id>``: of ``GymVectorTask``). Tuples become lists (JSON)."""
+    if name.startswith(gym_vector.PREFIX):
+        params = list(inspect.signature(gym_vector.GymVectorTask).parameters.values())[1:]
+    elif name in TASKS:
+        params = list(inspect.signature(TASKS[name]).parameters.values())
+    else:
+        raise ConfigError(f"unknown task {name!r}; available: {', '.join(TASKS)}, or gym:<Gymnasium env id>")
+    return {p.name: (list(p.default) if isinstance(p.default, tuple) else p.default) for p in params}
+
+
+__all__ = ["make", "options_of", "TASKS"]
