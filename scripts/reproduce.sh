@@ -17,6 +17,12 @@ mkdir -p "$FIG"
 
 say() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
+# The run file $1 continued where it stopped (a no-op once finished), or made by the rest of the command line.
+run_or_resume() {
+    local out=$1; shift
+    if [ -f "$out" ]; then "$ES" resume "$out" --quiet; else "$@" --out "$out" --quiet; fi
+}
+
 pendulum() {
     local d=sweeps/repro-pendulum
     say "Pendulum-v1: snr vs magnitude vs random-reinit, 3 seeds (finding 1)"
@@ -27,6 +33,12 @@ pendulum() {
     say "Pendulum-v1: linear mode connectivity, consecutive sparsities and seeds 0-1 (finding 4)"
     "$ES" connect "$d/seed=0__prune=snr.h5" --consecutive --out "$FIG/pendulum-connect-consecutive"
     "$ES" connect "$d/seed=0__prune=snr.h5" "$d/seed=1__prune=snr.h5" --out "$FIG/pendulum-connect-seeds"
+    # the same tickets (init + mask) of seed 0 trained again with other ES noise (seed 1): connectivity of two
+    # trainings from one init, the usual linear-mode-connectivity test, for tickets 0..15
+    local lmc=sweeps/repro-pendulum-lmc/snr-seed0-init_trained-seed1.h5
+    mkdir -p sweeps/repro-pendulum-lmc
+    run_or_resume "$lmc" "$ES" transfer "$d/seed=0__prune=snr.h5" --seed 1 --iterations 15
+    "$ES" connect "$d/seed=0__prune=snr.h5" "$lmc" --out "$FIG/pendulum-connect-same-init"
     say "Pendulum-v1: sharpness profiles of seed 0's snr solutions (finding 4; no Hessian for control tasks)"
     "$ES" flatness "$d/seed=0__prune=snr.h5" --out "$FIG/pendulum-flatness"
     say "Pendulum-v1: the permute and mask-reinit baselines, 3 seeds (finding 1)"
