@@ -61,15 +61,12 @@ class CNN:
         if be.name == "numpy":
             return self.forward_reference(layout, pop, x)
         xp = be.xp
-        h = x if x.ndim == 5 else x[None]
+        blocks = []
         for k in range(len(self.channels)):
             name = f"conv_{k}/w"
-            host = layout.taps(name).arrays()
-            taps = [layout.to_device(xp, a, ("taps", name, i)) for i, a in enumerate(host)]
-            h = ops.conv_block(xp.ascontiguousarray(h), pop, taps, layout.segment(f"conv_{k}/b").start,
-                               self.kernel // 2, self.pool, be)
-        P, B = h.shape[:2]
-        h = xp.ascontiguousarray(xp.swapaxes(h.reshape(P, B, self.flat_dim), 1, 2))  # feature-major (P, F, B)
+            taps = [layout.to_device(xp, a, ("taps", name, i)) for i, a in enumerate(layout.taps(name).arrays())]
+            blocks.append((taps, layout.segment(f"conv_{k}/b").start, self.kernel // 2, self.pool))
+        h = ops.conv_stack(x if x.ndim == 5 else x[None], pop, blocks, be)  # feature-major (P, F, B)
         n = self.dense.n_layers
         for k in range(n):
             act = self.activation if k < n - 1 else "linear"

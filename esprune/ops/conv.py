@@ -3,99 +3,266 @@
 A convolution weight ``(C_out, C_in, K, K)`` is handed to the kernels as a *tap list*: for each output channel
 the active taps ``(ci, dy, dx)`` and where their weight sits in a member's parameter row. A pruned tap is simply
 not listed, so the work follows the number of active weights; the dense path is the same loop over the full
-list. Inputs ``x`` are ``(Px, B, C_in, H, W)`` (Px = 1 when all members share them), outputs
-``(P, B, C_out, H // pool, W // pool)`` (floor, as a VALID max-pool).
+list. Every block computes, for each member p, image b, channel co and pooled position (oy, ox),
 
-    out[p, b, co, oy, ox] = relu(max_{window} Σ_taps w · x[ci, y + dy − pad, x + dx − pad] + bias[co])
+    out[p, b, co, oy, ox] = relu(max_{window} Σ_taps w · xpad[ci, y + dy, x + dx] + bias[co])
+
+with the taps summed in ascending (ci, dy, dx), a tap over the zero border adding w · 0 (so a NaN or infinite
+weight poisons its outputs as it does in the numpy reference), and a max and ReLU that propagate NaN.
+
+:func:`conv_stack` runs all the blocks and returns the flattened features feature-major ``(P, F, B)`` (what the
+dense layers read). On the GPU each block is one launch of ``kernels/conv.cu`` (a thread per pooled output). The
+numba twin computes the same sums in the same order, scheduled for a CPU: one task per member and group of
+``LANES`` images, which runs every block in turn in per-thread scratch (block k's pooled output written straight
+into block k + 1's zero-padded input), with the images of the group interleaved as the fastest axis, so every
+tap update, max and ReLU is a whole-vector operation with no per-image remainder.
 """
 from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from . import cuda
 
+LANES = 8  # images of one member computed together: one AVX2 register of float32 per (channel, position)
+_STRIP = 2048  # floats of accumulator per pass over the taps (a strip of pooled rows): stays in the L1 cache
+_CHUNKS_PER_THREAD = 4  # prange chunks (each zeroes its scratch once) per numba thread
 
-_VEC = 16  # float32 lanes of one AVX-512 register: the numba accumulate loops run in whole multiples of it
+
+def conv_stack(x, theta, blocks, backend):
+    """All conv blocks for every member. ``x``: ``(Px, B, C, H, W)`` float32 (Px = 1 when members share the
+    images); ``theta``: ``(P, d)`` float32 parameter rows; ``blocks``: per block ``(taps, b_off, pad, pool)``
+    with ``taps`` the device arrays of ``index.Taps.arrays()`` and ``b_off`` the bias's first column. Returns
+    the features ``(P, C·Ho·Wo, B)`` in (C, H, W) order, float32."""
+    xp = backend.xp
+    if backend.name == "cupy":
+        h = x
+        for taps, b_off, pad, pool in blocks:
+            h = conv_block(xp.ascontiguousarray(h), theta, taps, b_off, pad, pool, backend)
+        P, B = h.shape[:2]
+        return xp.ascontiguousarray(xp.swapaxes(h.reshape(P, B, -1), 1, 2))
+    return _conv_stack_host(x, theta, blocks)
 
 
 def conv_block(x, theta, taps, b_off: int, pad: int, pool: int, backend):
-    """One fused block for every member: ``taps`` as device arrays in ``index.Taps.arrays()`` order."""
+    """One block on the GPU: ``x`` ``(Px, B, C_in, H, W)`` → ``(P, B, C_out, H // pool, W // pool)``."""
     xp = backend.xp
     Px, B, C_in, H, W = x.shape
     P, C_out = theta.shape[0], taps[0].shape[0] - 1
     out = xp.empty((P, B, C_out, H // pool, W // pool), dtype=np.float32)
     if out.size == 0:
         return out
-    if backend.name == "cupy":
-        for name, a in (("x", x), ("theta", theta), ("out", out)):
-            cuda.check_device_array(name, a, np.float32)
-        for name, a in zip(("ptr", "ci", "dy", "dx", "src"), taps):
-            cuda.check_device_array(name, a, np.int32)
-        x_stride = 0 if Px == 1 else B * C_in * H * W
-        cuda.load("conv.cu").get_function("conv_block")(
-            cuda.grid(out.size), (cuda.BLOCK,),
-            (x, np.int64(x_stride), np.int32(C_in), np.int32(H), np.int32(W), theta, np.int64(theta.shape[1]),
-             *taps, np.int64(b_off), np.int32(pad), np.int32(pool), np.int32(P), np.int32(B), np.int32(C_out),
-             np.int32(H // pool), np.int32(W // pool), out))
-    else:
-        # Zero-pad once, so that every tap's update is one contiguous run over the padded row stride; the
-        # slack after the last plane lets that run be a whole number of SIMD vectors (no scalar remainder).
-        Hp, Wp = H + 2 * pad, W + 2 * pad
-        xpad = np.zeros((Px, B, C_in * Hp * Wp + _VEC), dtype=np.float32)
-        xpad[:, :, :C_in * Hp * Wp].reshape(Px, B, C_in, Hp, Wp)[:, :, :, pad:pad + H, pad:pad + W] = x
-        _conv_block_numba(xpad, theta, *taps, b_off, H, W, Hp, Wp, pool, out)
+    for name, a in (("x", x), ("theta", theta), ("out", out)):
+        cuda.check_device_array(name, a, np.float32)
+    for name, a in zip(("ptr", "ci", "dy", "dx", "src"), taps):
+        cuda.check_device_array(name, a, np.int32)
+    x_stride = 0 if Px == 1 else B * C_in * H * W
+    cuda.load("conv.cu").get_function("conv_block")(
+        cuda.grid(out.size), (cuda.BLOCK,),
+        (x, np.int64(x_stride), np.int32(C_in), np.int32(H), np.int32(W), theta, np.int64(theta.shape[1]),
+         *taps, np.int64(b_off), np.int32(pad), np.int32(pool), np.int32(P), np.int32(B), np.int32(C_out),
+         np.int32(H // pool), np.int32(W // pool), out))
     return out
 
 
-@numba.njit(inline="always")
-def _run(xi, c, y, x, plane, Wp, n):
-    """The n inputs tap (c, y, x) multiplies, as a slice indexed from 0: no wraparound check, so the loops
-    over it vectorize."""
-    base = c * plane + y * Wp + x
-    return xi[base:base + n]
+# columns of a block's row in the geometry table handed to the numba twin
+(_C_IN, _HP, _WP, _C_OUT, _POOL, _HO, _WO, _PTR, _B_OFF, _STRIP_ROWS, _D_HP, _D_WP, _D_PAD,
+ _IN_AT, _OUT_AT, _N_COLS) = range(16)
+
+
+def _conv_stack_host(x, theta, blocks):
+    """Lay out the inputs and the tables for :func:`_conv_stack_numba` (numpy, once per call)."""
+    Px, B, C, H, W = x.shape
+    P = theta.shape[0]
+    G = -(-B // LANES)
+    geo = np.zeros((len(blocks), _N_COLS), dtype=np.int64)
+    ptrs, offs, srcs = [], [], []
+    at, n_taps = 0, 0  # scratch floats handed out so far; taps listed so far
+    first_len = 0
+    for k, (taps, b_off, pad, pool) in enumerate(blocks):
+        ptr, ci, dy, dx, src = (np.asarray(a, dtype=np.int64) for a in taps)
+        c_out = ptr.size - 1
+        Hp, Wp, Ho, Wo = H + 2 * pad, W + 2 * pad, H // pool, W // pool
+        # a tap's run covers whole padded rows, so the last one reaches 2·pad positions past the last plane
+        length = (C * Hp * Wp + 2 * pad) * LANES
+        if k == 0:
+            first_len, in_at = length, -1
+        else:
+            in_at, at = at, at + length
+        last = k == len(blocks) - 1
+        d_pad = 0 if last else blocks[k + 1][2]
+        geo[k] = (C, Hp, Wp, c_out, pool, Ho, Wo, len(ptrs) and sum(p.size for p in ptrs), b_off,
+                  max(1, _STRIP // (pool * Wp * LANES)), Ho + 2 * d_pad, Wo + 2 * d_pad, d_pad, in_at, 0)
+        ptrs.append(ptr + n_taps)
+        offs.append((ci * Hp + dy) * Wp + dx)  # in positions (× LANES floats) from the plane set's start
+        srcs.append(src)
+        n_taps += src.size
+        C, H, W = c_out, Ho, Wo
+    for k in range(len(blocks)):  # each block's output region: the next block's input, or the features tile
+        geo[k, _OUT_AT] = geo[k + 1, _IN_AT] if k + 1 < len(blocks) else at
+    F = C * H * W
+    scratch_len = at + F * LANES
+    # the first block's input: zero-padded planes, the group's images interleaved (position-major, lane-minor)
+    pad = blocks[0][2]
+    Hp, Wp = x.shape[3] + 2 * pad, x.shape[4] + 2 * pad
+    x0 = np.zeros((Px, G, first_len), dtype=np.float32)
+    lanes = np.zeros((Px, G * LANES) + x.shape[2:], dtype=np.float32)
+    lanes[:, :B] = x
+    planes = x0[:, :, :x.shape[2] * Hp * Wp * LANES].reshape(Px, G, x.shape[2], Hp, Wp, LANES)
+    planes[:, :, :, pad:pad + x.shape[3], pad:pad + x.shape[4]] = (
+        lanes.reshape(Px, G, LANES, *x.shape[2:]).transpose(0, 1, 3, 4, 5, 2))
+    out = np.empty((P, F, B), dtype=np.float32)
+    if out.size:
+        n_chunks = min(P * G, max(1, numba.get_num_threads() * _CHUNKS_PER_THREAD))
+        _conv_stack_numba(x0, theta, geo, np.concatenate(ptrs), np.concatenate(offs), np.concatenate(srcs),
+                          scratch_len, n_chunks, out)
+    return out
 
 
 @numba.njit(parallel=True, cache=True)
-def _conv_block_numba(xpad, theta, ptr, ci, dy, dx, src, b_off, H, W, Hp, Wp, pool, out):
-    """``xpad`` ``(Px, B, C_in·Hp·Wp + slack)``: zero-padded planes. The accumulator keeps the padded row
-    stride Wp, so tap (ci, dy, dx) adds w · xpad[ci·Hp·Wp + dy·Wp + dx + i] for every i in one unit-stride
-    loop of (H − 1)·Wp + W elements rounded up to whole vectors (the extra columns are computed and never
-    read; the last run ends inside the slack). A tap over the zero border adds w·0, so every sum runs over
-    the same taps in the same order as the CUDA kernel (which skips the border instead)."""
-    P, B, C_out, Ho, Wo = out.shape
-    plane = Hp * Wp
-    n = -(-((H - 1) * Wp + W) // _VEC) * _VEC
-    for t in numba.prange(P * B):
-        p, b = t // B, t % B
-        xi = xpad[0 if xpad.shape[0] == 1 else p, b]  # one index expression: numba keeps the row contiguous
-        acc = np.empty(n, dtype=np.float32)
-        for co in range(C_out):
-            acc[:] = np.float32(0.0)
-            k, end = ptr[co], ptr[co + 1]
-            while k + 4 <= end:  # four taps per pass over the accumulator, still added one after another
-                w0, w1, w2, w3 = theta[p, src[k]], theta[p, src[k + 1]], theta[p, src[k + 2]], theta[p, src[k + 3]]
-                r0 = _run(xi, ci[k], dy[k], dx[k], plane, Wp, n)
-                r1 = _run(xi, ci[k + 1], dy[k + 1], dx[k + 1], plane, Wp, n)
-                r2 = _run(xi, ci[k + 2], dy[k + 2], dx[k + 2], plane, Wp, n)
-                r3 = _run(xi, ci[k + 3], dy[k + 3], dx[k + 3], plane, Wp, n)
-                for i in range(n):
-                    a = acc[i] + w0 * r0[i]
-                    a = a + w1 * r1[i]
-                    a = a + w2 * r2[i]
-                    acc[i] = a + w3 * r3[i]
-                k += 4
-            while k < end:
-                w = theta[p, src[k]]
-                run = _run(xi, ci[k], dy[k], dx[k], plane, Wp, n)
-                for i in range(n):
-                    acc[i] += w * run[i]
-                k += 1
-            bias = theta[p, b_off + co]
-            for qy in range(Ho):
+def _conv_stack_numba(x0, theta, geo, ptr, off, src, scratch_len, n_chunks, out):
+    """``x0`` ``(Px, G, ·)``: the first block's padded, lane-interleaved input per member (Px = 1: shared) and
+    group of LANES images; ``geo``: one row per block (the ``_C_IN`` ... columns); ``ptr``/``off``/``src``:
+    every block's tap list, concatenated (``off`` = the tap's input position ci·Hp·Wp + dy·Wp + dx); ``out``
+    ``(P, F, B)``. Each chunk of (member, group) tasks zeroes its scratch once: blocks write only the interiors
+    of the padded planes, so the borders stay zero."""
+    P, F, B = out.shape
+    G = x0.shape[1]
+    n_blocks = geo.shape[0]
+    acc_len = 0
+    for k in range(n_blocks):
+        acc_len = max(acc_len, geo[k, _STRIP_ROWS] * geo[k, _POOL] * geo[k, _WP] * LANES)
+    tasks = P * G
+    for c in numba.prange(n_chunks):
+        scratch = np.zeros(scratch_len, dtype=np.float32)
+        acc = np.empty(acc_len, dtype=np.float32)
+        feats = scratch[geo[n_blocks - 1, _OUT_AT]:]
+        for t in range(c * tasks // n_chunks, (c + 1) * tasks // n_chunks):
+            p, g = t // G, t % G
+            theta_p = theta[p]
+            _block(x0[0 if x0.shape[0] == 1 else p, g], theta_p, geo[0], ptr, off, src, acc,
+                   scratch[geo[0, _OUT_AT]:])
+            for k in range(1, n_blocks):
+                _block(scratch[geo[k, _IN_AT]:], theta_p, geo[k], ptr, off, src, acc, scratch[geo[k, _OUT_AT]:])
+            b0 = g * LANES
+            for lane in range(min(LANES, B - b0)):
+                for f in range(F):
+                    out[p, f, b0 + lane] = feats[f * LANES + lane]
+
+
+@numba.njit(cache=True)
+def _block(xin, theta_p, geo, ptr, off, src, acc, dest):
+    """One block for one member and group: per output channel and strip of pooled rows, sum the taps over the
+    strip's padded rows (every position, all lanes, one unit-stride run per tap), then pool, add the bias and
+    apply ReLU into ``dest`` (the next block's padded planes, or the features tile)."""
+    Wp, C_out, pool, Ho, Wo = geo[_WP], geo[_C_OUT], geo[_POOL], geo[_HO], geo[_WO]
+    d_hp, d_wp, d_pad, strip = geo[_D_HP], geo[_D_WP], geo[_D_PAD], geo[_STRIP_ROWS]
+    base = geo[_PTR]
+    row = Wp * LANES
+    for co in range(C_out):
+        k0, k1 = ptr[base + co], ptr[base + co + 1]
+        bias = theta_p[geo[_B_OFF] + co]
+        for s0 in range(0, Ho, strip):
+            s1 = min(s0 + strip, Ho)
+            start, n = s0 * pool * row, (s1 - s0) * pool * row
+            _sum_taps(xin, theta_p, off, src, k0, k1, start, n, acc)
+            for qy in range(s1 - s0):
+                at = ((co * d_hp + s0 + qy + d_pad) * d_wp + d_pad) * LANES
                 for qx in range(Wo):
-                    m = acc[qy * pool * Wp + qx * pool]
+                    first = (qy * pool * Wp + qx * pool) * LANES
+                    _copy_lanes(dest, at + qx * LANES, acc, first)
                     for py in range(pool):
                         for px in range(pool):
-                            m = max(m, acc[(qy * pool + py) * Wp + qx * pool + px])
-                    out[p, b, co, qy, qx] = max(m + bias, np.float32(0.0))
+                            if py + px:
+                                _max_lanes(dest, at + qx * LANES, acc, first + (py * Wp + px) * LANES)
+                    _bias_relu_lanes(dest, at + qx * LANES, bias)
+
+
+@numba.njit(inline="always")
+def _run(xin, position, start, n):
+    """The n inputs a tap at ``position`` multiplies, as a slice indexed from 0: no wraparound check, so the
+    loops over it vectorize."""
+    at = position * LANES + start
+    return xin[at:at + n]
+
+
+@numba.njit(inline="always")
+def _sum_taps(xin, theta_p, off, src, k0, k1, start, n, acc):
+    """acc[:n] = Σ over taps k0..k1 (in order) of w_k · run_k: four taps per pass, still added one after
+    another; the first tap sets the accumulator (0 + w·x = w·x) instead of a pass that zeroes it."""
+    if k0 == k1:
+        acc[:n] = np.float32(0.0)
+        return
+    w = theta_p[src[k0]]
+    r = _run(xin, off[k0], start, n)
+    for i in range(n):
+        acc[i] = w * r[i]
+    k = k0 + 1
+    while k + 4 <= k1:
+        w0, w1, w2, w3 = theta_p[src[k]], theta_p[src[k + 1]], theta_p[src[k + 2]], theta_p[src[k + 3]]
+        r0 = _run(xin, off[k], start, n)
+        r1 = _run(xin, off[k + 1], start, n)
+        r2 = _run(xin, off[k + 2], start, n)
+        r3 = _run(xin, off[k + 3], start, n)
+        for i in range(n):
+            a = acc[i] + w0 * r0[i]
+            a = a + w1 * r1[i]
+            a = a + w2 * r2[i]
+            acc[i] = a + w3 * r3[i]
+        k += 4
+    while k < k1:
+        w = theta_p[src[k]]
+        r = _run(xin, off[k], start, n)
+        for i in range(n):
+            acc[i] += w * r[i]
+        k += 1
+
+
+def _lanes_op(op):
+    """An intrinsic ``f(dst, d, src_or_scalar...)`` on ``LANES`` consecutive float32 as one vector: numba leaves
+    LLVM's SLP vectorizer off, so a loop over so few lanes would stay scalar."""
+    vec = ir.VectorType(ir.FloatType(), LANES)
+
+    def ptr(context, builder, ty, arr, at):
+        data = context.make_array(ty)(context, builder, arr).data
+        return builder.bitcast(builder.gep(data, [at]), vec.as_pointer())
+
+    def maximum(builder, a, b):  # NaN-propagating: a where a > b or a is NaN, else b (which is then b's NaN)
+        take_a = builder.or_(builder.fcmp_ordered(">", a, b), builder.fcmp_unordered("uno", a, a))
+        return builder.select(take_a, a, b)
+
+    def splat(builder, x):
+        v = ir.Constant(vec, ir.Undefined)
+        for lane in range(LANES):
+            v = builder.insert_element(v, x, ir.Constant(ir.IntType(32), lane))
+        return v
+
+    def codegen(context, builder, sig, args):
+        dst = ptr(context, builder, sig.args[0], args[0], args[1])
+        if op == "bias_relu":
+            v = builder.fadd(builder.load(dst, align=4), splat(builder, args[2]))
+            builder.store(maximum(builder, v, ir.Constant(vec, [0.0] * LANES)), dst, align=4)
+        else:
+            v = builder.load(ptr(context, builder, sig.args[2], args[2], args[3]), align=4)
+            if op == "max":
+                v = maximum(builder, builder.load(dst, align=4), v)
+            builder.store(v, dst, align=4)
+        return context.get_dummy_value()
+
+    def typer(typingctx, dst, d, *rest):
+        arrays = (dst,) + ((rest[0],) if op != "bias_relu" else ())
+        if not all(isinstance(a, types.Array) and a.dtype == types.float32 for a in arrays):
+            return None
+        return types.void(dst, d, *rest), codegen
+
+    if op == "bias_relu":
+        return intrinsic(lambda typingctx, dst, d, bias: typer(typingctx, dst, d, bias))
+    return intrinsic(lambda typingctx, dst, d, src, s: typer(typingctx, dst, d, src, s))
+
+
+_copy_lanes = _lanes_op("copy")  # dst[d:d+L] = src[s:s+L]
+_max_lanes = _lanes_op("max")  # dst[d:d+L] = maximum(dst[d:d+L], src[s:s+L]), NaN-propagating
+_bias_relu_lanes = _lanes_op("bias_relu")  # dst[d:d+L] = maximum(dst[d:d+L] + bias, 0), NaN-propagating
