@@ -76,21 +76,28 @@ class CNN:
     def forward_reference(self, layout: Layout, pop, x):
         """The numpy oracle: masked dense kernels, float64, a sliding-window correlation per member."""
         params = layout.unflatten(np.asarray(pop, dtype=np.float64))
-        x = np.asarray(x, dtype=np.float64)
-        P = pop.shape[0]
         outs = []
-        for p in range(P):
-            h = x[p] if x.ndim == 5 else x
-            for k in range(len(self.channels)):
-                h = conv_same_reference(h, params[f"conv_{k}/w"][p]) + params[f"conv_{k}/b"][p][None, :, None, None]
-                h = max_pool_reference(np.maximum(h, 0.0), self.pool)
-            h = h.reshape(h.shape[0], -1)
+        for p, h in enumerate(self.features_reference(layout, pop, x)):
             for k in range(self.dense.n_layers):
                 h = h @ params[f"dense_{k}/w"][p] + params[f"dense_{k}/b"][p]
                 if k < self.dense.n_layers - 1:
                     h = np.tanh(h) if self.activation == "tanh" else np.maximum(h, 0.0)
             outs.append(h)
         return apply_head(np, np.stack(outs), self.head).astype(np.float32)
+
+    def features_reference(self, layout: Layout, pop, x):
+        """The conv blocks' flattened output ``(P, B, flat_dim)`` float64, in (C, H, W) order: conv + bias,
+        ReLU, max-pool (numpy's maximum and max propagate NaN)."""
+        params = layout.unflatten(np.asarray(pop, dtype=np.float64))
+        x = np.asarray(x, dtype=np.float64)
+        outs = []
+        for p in range(pop.shape[0]):
+            h = x[p] if x.ndim == 5 else x
+            for k in range(len(self.channels)):
+                h = conv_same_reference(h, params[f"conv_{k}/w"][p]) + params[f"conv_{k}/b"][p][None, :, None, None]
+                h = max_pool_reference(np.maximum(h, 0.0), self.pool)
+            outs.append(h.reshape(h.shape[0], -1))
+        return np.stack(outs)
 
     def _check(self, layout, pop, x, be):
         pop, x = check_inputs(self.spec, layout, pop, x, be)

@@ -148,9 +148,13 @@ def _conv_stack_numba(x0, theta, geo, ptr, off, src, scratch_len, n_chunks, out)
             for k in range(1, n_blocks):
                 _block(scratch[geo[k, _IN_AT]:], theta_p, geo[k], ptr, off, src, acc, scratch[geo[k, _OUT_AT]:])
             b0 = g * LANES
-            for lane in range(min(LANES, B - b0)):
+            if b0 + LANES <= B:
                 for f in range(F):
-                    out[p, f, b0 + lane] = feats[f * LANES + lane]
+                    _copy_lanes(out[p, f], b0, feats, f * LANES)
+            else:
+                for lane in range(B - b0):
+                    for f in range(F):
+                        out[p, f, b0 + lane] = feats[f * LANES + lane]
 
 
 @numba.njit(cache=True)
@@ -165,6 +169,12 @@ def _block(xin, theta_p, geo, ptr, off, src, acc, dest):
     for co in range(C_out):
         k0, k1 = ptr[base + co], ptr[base + co + 1]
         bias = theta_p[geo[_B_OFF] + co]
+        if k0 == k1:  # no active tap: every window holds zeros, so each output is relu(0 + bias)
+            for qy in range(Ho):
+                at = ((co * d_hp + qy + d_pad) * d_wp + d_pad) * LANES
+                for qx in range(Wo):
+                    _fill_relu_lanes(dest, at + qx * LANES, bias)
+            continue
         for s0 in range(0, Ho, strip):
             s1 = min(s0 + strip, Ho)
             start, n = s0 * pool * row, (s1 - s0) * pool * row
@@ -173,6 +183,9 @@ def _block(xin, theta_p, geo, ptr, off, src, acc, dest):
                 at = ((co * d_hp + s0 + qy + d_pad) * d_wp + d_pad) * LANES
                 for qx in range(Wo):
                     first = (qy * pool * Wp + qx * pool) * LANES
+                    if pool == 2:
+                        _pool2_lanes(dest, at + qx * LANES, acc, first, row, bias)
+                        continue
                     _copy_lanes(dest, at + qx * LANES, acc, first)
                     for py in range(pool):
                         for px in range(pool):
@@ -240,29 +253,50 @@ def _lanes_op(op):
             v = builder.insert_element(v, x, ir.Constant(ir.IntType(32), lane))
         return v
 
+    def load(context, builder, ty, arr, at):
+        return builder.load(ptr(context, builder, ty, arr, at), align=4)
+
+    def relu(builder, v):
+        return maximum(builder, v, ir.Constant(vec, [0.0] * LANES))
+
     def codegen(context, builder, sig, args):
         dst = ptr(context, builder, sig.args[0], args[0], args[1])
-        if op == "bias_relu":
-            v = builder.fadd(builder.load(dst, align=4), splat(builder, args[2]))
-            builder.store(maximum(builder, v, ir.Constant(vec, [0.0] * LANES)), dst, align=4)
+        if op == "fill_relu":
+            v = relu(builder, splat(builder, args[2]))
+        elif op == "bias_relu":
+            v = relu(builder, builder.fadd(builder.load(dst, align=4), splat(builder, args[2])))
+        elif op == "pool2":  # (row, col) order of the window: (0, 0), (0, 1), (1, 0), (1, 1)
+            a, row = args[3], args[4]
+            lanes = ir.Constant(a.type, LANES)
+            v = load(context, builder, sig.args[2], args[2], a)
+            for at in (builder.add(a, lanes), builder.add(a, row), builder.add(builder.add(a, row), lanes)):
+                v = maximum(builder, v, load(context, builder, sig.args[2], args[2], at))
+            v = relu(builder, builder.fadd(v, splat(builder, args[5])))
         else:
-            v = builder.load(ptr(context, builder, sig.args[2], args[2], args[3]), align=4)
+            v = load(context, builder, sig.args[2], args[2], args[3])
             if op == "max":
                 v = maximum(builder, builder.load(dst, align=4), v)
-            builder.store(v, dst, align=4)
+        builder.store(v, dst, align=4)
         return context.get_dummy_value()
 
     def typer(typingctx, dst, d, *rest):
-        arrays = (dst,) + ((rest[0],) if op != "bias_relu" else ())
+        arrays = (dst,) + ((rest[0],) if op in ("copy", "max", "pool2") else ())
         if not all(isinstance(a, types.Array) and a.dtype == types.float32 for a in arrays):
             return None
+        if op == "pool2":
+            rest = (rest[0], types.intp, types.intp, types.float32)
         return types.void(dst, d, *rest), codegen
 
-    if op == "bias_relu":
+    if op in ("bias_relu", "fill_relu"):
         return intrinsic(lambda typingctx, dst, d, bias: typer(typingctx, dst, d, bias))
+    if op == "pool2":
+        return intrinsic(lambda typingctx, dst, d, src, s, row, bias: typer(typingctx, dst, d, src, s, row, bias))
     return intrinsic(lambda typingctx, dst, d, src, s: typer(typingctx, dst, d, src, s))
 
 
 _copy_lanes = _lanes_op("copy")  # dst[d:d+L] = src[s:s+L]
 _max_lanes = _lanes_op("max")  # dst[d:d+L] = maximum(dst[d:d+L], src[s:s+L]), NaN-propagating
 _bias_relu_lanes = _lanes_op("bias_relu")  # dst[d:d+L] = maximum(dst[d:d+L] + bias, 0), NaN-propagating
+_fill_relu_lanes = _lanes_op("fill_relu")  # dst[d:d+L] = maximum(bias, 0)
+# dst[d:d+L] = relu(max of the 2×2 window of L-vectors at src[s], s + L, s + row, s + row + L) + bias)
+_pool2_lanes = _lanes_op("pool2")
