@@ -27,7 +27,7 @@ from numba.extending import intrinsic
 
 from . import cuda
 
-LANES = 8  # images of one member computed together: one AVX2 register of float32 per (channel, position)
+LANES = 16  # images of one member computed together: one AVX-512 register of float32 per (channel, position)
 _STRIP = 2048  # floats of accumulator per pass over the taps (a strip of pooled rows): stays in the L1 cache
 _CHUNKS_PER_THREAD = 4  # prange chunks (each zeroes its scratch once) per numba thread
 
@@ -204,34 +204,50 @@ def _run(xin, position, start, n):
 
 @numba.njit(inline="always")
 def _sum_taps(xin, theta_p, off, src, k0, k1, start, n, acc):
-    """acc[:n] = Σ over taps k0..k1 (in order) of w_k · run_k: four taps per pass, still added one after
-    another; the first tap sets the accumulator (0 + w·x = w·x) instead of a pass that zeroes it."""
+    """acc[:n] = Σ over taps k0..k1 (in order) of w_k · run_k, up to four taps per pass over the accumulator
+    (still added one after another); the first pass sets the accumulator (0 + w·x = w·x) instead of a pass that
+    zeroes it. ceil(taps / 4) passes in all, so a channel with few active taps costs few passes."""
     if k0 == k1:
         acc[:n] = np.float32(0.0)
         return
-    w = theta_p[src[k0]]
-    r = _run(xin, off[k0], start, n)
-    for i in range(n):
-        acc[i] = w * r[i]
-    k = k0 + 1
-    while k + 4 <= k1:
-        w0, w1, w2, w3 = theta_p[src[k]], theta_p[src[k + 1]], theta_p[src[k + 2]], theta_p[src[k + 3]]
-        r0 = _run(xin, off[k], start, n)
-        r1 = _run(xin, off[k + 1], start, n)
-        r2 = _run(xin, off[k + 2], start, n)
-        r3 = _run(xin, off[k + 3], start, n)
-        for i in range(n):
-            a = acc[i] + w0 * r0[i]
-            a = a + w1 * r1[i]
-            a = a + w2 * r2[i]
-            acc[i] = a + w3 * r3[i]
-        k += 4
+    k = k0
     while k < k1:
-        w = theta_p[src[k]]
-        r = _run(xin, off[k], start, n)
-        for i in range(n):
-            acc[i] += w * r[i]
-        k += 1
+        m = min(4, k1 - k)
+        w0, r0 = theta_p[src[k]], _run(xin, off[k], start, n)
+        if m == 1:
+            if k == k0:
+                for i in range(n):
+                    acc[i] = w0 * r0[i]
+            else:
+                for i in range(n):
+                    acc[i] = acc[i] + w0 * r0[i]
+            return
+        w1, r1 = theta_p[src[k + 1]], _run(xin, off[k + 1], start, n)
+        if m == 2:
+            if k == k0:
+                for i in range(n):
+                    acc[i] = w0 * r0[i] + w1 * r1[i]
+            else:
+                for i in range(n):
+                    acc[i] = (acc[i] + w0 * r0[i]) + w1 * r1[i]
+            return
+        w2, r2 = theta_p[src[k + 2]], _run(xin, off[k + 2], start, n)
+        if m == 3:
+            if k == k0:
+                for i in range(n):
+                    acc[i] = (w0 * r0[i] + w1 * r1[i]) + w2 * r2[i]
+            else:
+                for i in range(n):
+                    acc[i] = ((acc[i] + w0 * r0[i]) + w1 * r1[i]) + w2 * r2[i]
+            return
+        w3, r3 = theta_p[src[k + 3]], _run(xin, off[k + 3], start, n)
+        if k == k0:
+            for i in range(n):
+                acc[i] = ((w0 * r0[i] + w1 * r1[i]) + w2 * r2[i]) + w3 * r3[i]
+        else:
+            for i in range(n):
+                acc[i] = (((acc[i] + w0 * r0[i]) + w1 * r1[i]) + w2 * r2[i]) + w3 * r3[i]
+        k += 4
 
 
 def _lanes_op(op):
