@@ -79,14 +79,16 @@ def _conv_stack_host(x, theta, blocks):
     P = theta.shape[0]
     G = -(-B // LANES)
     geo = np.zeros((len(blocks), _N_COLS), dtype=np.int64)
-    ptrs, offs, srcs = [], [], []
+    ptrs, sames, offs, srcs = [], [], [], []
     at, n_taps = 0, 0  # scratch floats handed out so far; taps listed so far
     first_len = 0
     for k, (taps, b_off, pad, pool) in enumerate(blocks):
         ptr, ci, dy, dx, src = (np.asarray(a, dtype=np.int64) for a in taps)
         c_out = ptr.size - 1
-        Hp, Wp, Ho, Wo = H + 2 * pad, W + 2 * pad, H // pool, W // pool
-        # a tap's run covers whole padded rows, so the last one reaches 2·pad positions past the last plane
+        # rows of stride Wp = W + pad: a row's right border is the next row's left border (both zero), so a
+        # padded plane is Hp × Wp positions, element (r, c) at r·Wp + c + pad for c in [-pad, W + pad)
+        Hp, Wp, Ho, Wo = H + 2 * pad, W + pad, H // pool, W // pool
+        # a tap's run covers whole rows, so the last one reaches 2·pad positions past the last plane
         length = (C * Hp * Wp + 2 * pad) * LANES
         if k == 0:
             first_len, in_at = length, -1
@@ -95,8 +97,9 @@ def _conv_stack_host(x, theta, blocks):
         last = k == len(blocks) - 1
         d_pad = 0 if last else blocks[k + 1][2]
         geo[k] = (C, Hp, Wp, c_out, pool, Ho, Wo, len(ptrs) and sum(p.size for p in ptrs), b_off,
-                  max(1, _STRIP // (pool * Wp * LANES)), Ho + 2 * d_pad, Wo + 2 * d_pad, d_pad, in_at, 0)
+                  max(1, _STRIP // (pool * Wp * LANES)), Ho + 2 * d_pad, Wo + d_pad, d_pad, in_at, 0)
         ptrs.append(ptr + n_taps)
+        sames.append(_same_as_next(ptr, ci, dy, dx))
         offs.append((ci * Hp + dy) * Wp + dx)  # in positions (× LANES floats) from the plane set's start
         srcs.append(src)
         n_taps += src.size
@@ -107,7 +110,7 @@ def _conv_stack_host(x, theta, blocks):
     scratch_len = at + F * LANES
     # the first block's input: zero-padded planes, the group's images interleaved (position-major, lane-minor)
     pad = blocks[0][2]
-    Hp, Wp = x.shape[3] + 2 * pad, x.shape[4] + 2 * pad
+    Hp, Wp = x.shape[3] + 2 * pad, x.shape[4] + pad
     x0 = np.zeros((Px, G, first_len), dtype=np.float32)
     lanes = np.zeros((Px, G * LANES) + x.shape[2:], dtype=np.float32)
     lanes[:, :B] = x
@@ -117,13 +120,22 @@ def _conv_stack_host(x, theta, blocks):
     out = np.empty((P, F, B), dtype=np.float32)
     if out.size:
         n_chunks = min(P * G, max(1, numba.get_num_threads() * _CHUNKS_PER_THREAD))
-        _conv_stack_numba(x0, theta, geo, np.concatenate(ptrs), np.concatenate(offs), np.concatenate(srcs),
+        _conv_stack_numba(x0, theta, geo, np.concatenate(ptrs), np.concatenate(sames), np.concatenate(offs), np.concatenate(srcs),
                           scratch_len, n_chunks, out)
     return out
 
 
+def _same_as_next(ptr, ci, dy, dx):
+    """Per channel (aligned with ``ptr``): 1 where channel co + 1 lists exactly the taps of channel co."""
+    same = np.zeros(ptr.size, dtype=np.int64)
+    for co in range(ptr.size - 2):
+        a, b, c = ptr[co], ptr[co + 1], ptr[co + 2]
+        same[co] = b - a == c - b and all(np.array_equal(t[a:b], t[b:c]) for t in (ci, dy, dx))
+    return same
+
+
 @numba.njit(parallel=True, cache=True)
-def _conv_stack_numba(x0, theta, geo, ptr, off, src, scratch_len, n_chunks, out):
+def _conv_stack_numba(x0, theta, geo, ptr, same, off, src, scratch_len, n_chunks, out):
     """``x0`` ``(Px, G, ·)``: the first block's padded, lane-interleaved input per member (Px = 1: shared) and
     group of LANES images; ``geo``: one row per block (the ``_C_IN`` ... columns); ``ptr``/``off``/``src``:
     every block's tap list, concatenated (``off`` = the tap's input position ci·Hp·Wp + dy·Wp + dx); ``out``
@@ -138,15 +150,16 @@ def _conv_stack_numba(x0, theta, geo, ptr, off, src, scratch_len, n_chunks, out)
     tasks = P * G
     for c in numba.prange(n_chunks):
         scratch = np.zeros(scratch_len, dtype=np.float32)
-        acc = np.empty(acc_len, dtype=np.float32)
+        acc = np.empty(2 * acc_len, dtype=np.float32)  # two halves: a channel pair's sums
         feats = scratch[geo[n_blocks - 1, _OUT_AT]:]
         for t in range(c * tasks // n_chunks, (c + 1) * tasks // n_chunks):
             p, g = t // G, t % G
             theta_p = theta[p]
-            _block(x0[0 if x0.shape[0] == 1 else p, g], theta_p, geo[0], ptr, off, src, acc,
+            _block(x0[0 if x0.shape[0] == 1 else p, g], theta_p, geo[0], ptr, same, off, src, acc,
                    scratch[geo[0, _OUT_AT]:])
             for k in range(1, n_blocks):
-                _block(scratch[geo[k, _IN_AT]:], theta_p, geo[k], ptr, off, src, acc, scratch[geo[k, _OUT_AT]:])
+                _block(scratch[geo[k, _IN_AT]:], theta_p, geo[k], ptr, same, off, src, acc,
+                       scratch[geo[k, _OUT_AT]:])
             b0 = g * LANES
             if b0 + LANES <= B:
                 for f in range(F):
@@ -158,7 +171,7 @@ def _conv_stack_numba(x0, theta, geo, ptr, off, src, scratch_len, n_chunks, out)
 
 
 @numba.njit(cache=True)
-def _block(xin, theta_p, geo, ptr, off, src, acc, dest):
+def _block(xin, theta_p, geo, ptr, same, off, src, acc, dest):
     """One block for one member and group: per output channel and strip of pooled rows, sum the taps over the
     strip's padded rows (every position, all lanes, one unit-stride run per tap), then pool, add the bias and
     apply ReLU into ``dest`` (the next block's padded planes, or the features tile)."""
@@ -166,7 +179,9 @@ def _block(xin, theta_p, geo, ptr, off, src, acc, dest):
     d_hp, d_wp, d_pad, strip = geo[_D_HP], geo[_D_WP], geo[_D_PAD], geo[_STRIP_ROWS]
     base = geo[_PTR]
     row = Wp * LANES
-    for co in range(C_out):
+    acc2 = acc[acc.size // 2:]
+    co = 0
+    while co < C_out:
         k0, k1 = ptr[base + co], ptr[base + co + 1]
         bias = theta_p[geo[_B_OFF] + co]
         if k0 == k1:  # no active tap: every window holds zeros, so each output is relu(0 + bias)
@@ -174,24 +189,44 @@ def _block(xin, theta_p, geo, ptr, off, src, acc, dest):
                 at = ((co * d_hp + qy + d_pad) * d_wp + d_pad) * LANES
                 for qx in range(Wo):
                     _fill_relu_lanes(dest, at + qx * LANES, bias)
+            co += 1
             continue
+        # channel co + 1 lists the same taps (as in a dense layer): both share every load of the inputs
+        pair = co + 1 < C_out and same[base + co] != 0
         for s0 in range(0, Ho, strip):
             s1 = min(s0 + strip, Ho)
             start, n = s0 * pool * row, (s1 - s0) * pool * row
-            _sum_taps(xin, theta_p, off, src, k0, k1, start, n, acc)
-            for qy in range(s1 - s0):
-                at = ((co * d_hp + s0 + qy + d_pad) * d_wp + d_pad) * LANES
-                for qx in range(Wo):
-                    first = (qy * pool * Wp + qx * pool) * LANES
-                    if pool == 2:
-                        _pool2_lanes(dest, at + qx * LANES, acc, first, row, bias)
-                        continue
-                    _copy_lanes(dest, at + qx * LANES, acc, first)
-                    for py in range(pool):
-                        for px in range(pool):
-                            if py + px:
-                                _max_lanes(dest, at + qx * LANES, acc, first + (py * Wp + px) * LANES)
-                    _bias_relu_lanes(dest, at + qx * LANES, bias)
+            if pair:
+                j0 = k1
+                k = _sum_pairs(xin, theta_p, off, src, k0, k1, j0, start, n, acc, acc2)
+                _sum_taps(xin, theta_p, off, src, k, k1, k == k0, start, n, acc)
+                _sum_taps(xin, theta_p, off, src, j0 + (k - k0), j0 + (k1 - k0), k == k0, start, n, acc2)
+                _pool_strip(dest, acc2, co + 1, s0, s1, theta_p[geo[_B_OFF] + co + 1], Wp, pool, Wo, d_hp, d_wp,
+                            d_pad)
+            else:
+                _sum_taps(xin, theta_p, off, src, k0, k1, True, start, n, acc)
+            _pool_strip(dest, acc, co, s0, s1, bias, Wp, pool, Wo, d_hp, d_wp, d_pad)
+        co += 2 if pair else 1
+
+
+@numba.njit(inline="always")
+def _pool_strip(dest, acc, co, s0, s1, bias, Wp, pool, Wo, d_hp, d_wp, d_pad):
+    """Pooled rows s0..s1 of channel co from the strip's sums in ``acc``: window max, + bias, ReLU, into
+    ``dest``'s padded planes."""
+    row = Wp * LANES
+    for qy in range(s1 - s0):
+        at = ((co * d_hp + s0 + qy + d_pad) * d_wp + d_pad) * LANES
+        for qx in range(Wo):
+            first = (qy * pool * Wp + qx * pool) * LANES
+            if pool == 2:
+                _pool2_lanes(dest, at + qx * LANES, acc, first, row, bias)
+                continue
+            _copy_lanes(dest, at + qx * LANES, acc, first)
+            for py in range(pool):
+                for px in range(pool):
+                    if py + px:
+                        _max_lanes(dest, at + qx * LANES, acc, first + (py * Wp + px) * LANES)
+            _bias_relu_lanes(dest, at + qx * LANES, bias)
 
 
 @numba.njit(inline="always")
@@ -203,19 +238,22 @@ def _run(xin, position, start, n):
 
 
 @numba.njit(inline="always")
-def _sum_taps(xin, theta_p, off, src, k0, k1, start, n, acc):
-    """acc[:n] = Σ over taps k0..k1 (in order) of w_k · run_k, up to four taps per pass over the accumulator
-    (still added one after another); the first pass sets the accumulator (0 + w·x = w·x) instead of a pass that
-    zeroes it. ceil(taps / 4) passes in all, so a channel with few active taps costs few passes."""
+def _sum_taps(xin, theta_p, off, src, k0, k1, init, start, n, acc):
+    """acc[:n] (= 0 first when ``init``) += Σ over taps k0..k1 (in order) of w_k · run_k, up to four taps per
+    pass over the accumulator (still added one after another); the first pass of an ``init`` sum sets the
+    accumulator (0 + w·x = w·x) instead of a pass that zeroes it. ceil(taps / 4) passes in all, so a channel
+    with few active taps costs few passes."""
     if k0 == k1:
-        acc[:n] = np.float32(0.0)
+        if init:
+            acc[:n] = np.float32(0.0)
         return
     k = k0
     while k < k1:
+        first = init and k == k0
         m = min(4, k1 - k)
         w0, r0 = theta_p[src[k]], _run(xin, off[k], start, n)
         if m == 1:
-            if k == k0:
+            if first:
                 for i in range(n):
                     acc[i] = w0 * r0[i]
             else:
@@ -224,7 +262,7 @@ def _sum_taps(xin, theta_p, off, src, k0, k1, start, n, acc):
             return
         w1, r1 = theta_p[src[k + 1]], _run(xin, off[k + 1], start, n)
         if m == 2:
-            if k == k0:
+            if first:
                 for i in range(n):
                     acc[i] = w0 * r0[i] + w1 * r1[i]
             else:
@@ -233,7 +271,7 @@ def _sum_taps(xin, theta_p, off, src, k0, k1, start, n, acc):
             return
         w2, r2 = theta_p[src[k + 2]], _run(xin, off[k + 2], start, n)
         if m == 3:
-            if k == k0:
+            if first:
                 for i in range(n):
                     acc[i] = (w0 * r0[i] + w1 * r1[i]) + w2 * r2[i]
             else:
@@ -241,13 +279,39 @@ def _sum_taps(xin, theta_p, off, src, k0, k1, start, n, acc):
                     acc[i] = ((acc[i] + w0 * r0[i]) + w1 * r1[i]) + w2 * r2[i]
             return
         w3, r3 = theta_p[src[k + 3]], _run(xin, off[k + 3], start, n)
-        if k == k0:
+        if first:
             for i in range(n):
                 acc[i] = ((w0 * r0[i] + w1 * r1[i]) + w2 * r2[i]) + w3 * r3[i]
         else:
             for i in range(n):
                 acc[i] = (((acc[i] + w0 * r0[i]) + w1 * r1[i]) + w2 * r2[i]) + w3 * r3[i]
         k += 4
+
+
+@numba.njit(inline="always")
+def _sum_pairs(xin, theta_p, off, src, k0, k1, j0, start, n, acc, acc2):
+    """Two channels with the same tap positions (taps k0..k1 and j0..): their first whole groups of four taps,
+    each pass loading the four input runs once for both accumulators (set by the first pass). Returns the
+    first tap not yet summed (k0 when there are fewer than four)."""
+    k, j = k0, j0
+    while k + 4 <= k1:
+        r0, r1, r2, r3 = (_run(xin, off[k], start, n), _run(xin, off[k + 1], start, n),
+                          _run(xin, off[k + 2], start, n), _run(xin, off[k + 3], start, n))
+        w0, w1, w2, w3 = theta_p[src[k]], theta_p[src[k + 1]], theta_p[src[k + 2]], theta_p[src[k + 3]]
+        v0, v1, v2, v3 = theta_p[src[j]], theta_p[src[j + 1]], theta_p[src[j + 2]], theta_p[src[j + 3]]
+        if k == k0:
+            for i in range(n):
+                x0, x1, x2, x3 = r0[i], r1[i], r2[i], r3[i]
+                acc[i] = ((w0 * x0 + w1 * x1) + w2 * x2) + w3 * x3
+                acc2[i] = ((v0 * x0 + v1 * x1) + v2 * x2) + v3 * x3
+        else:
+            for i in range(n):
+                x0, x1, x2, x3 = r0[i], r1[i], r2[i], r3[i]
+                acc[i] = (((acc[i] + w0 * x0) + w1 * x1) + w2 * x2) + w3 * x3
+                acc2[i] = (((acc2[i] + v0 * x0) + v1 * x1) + v2 * x2) + v3 * x3
+        k += 4
+        j += 4
+    return k
 
 
 def _lanes_op(op):
@@ -262,6 +326,9 @@ def _lanes_op(op):
     def maximum(builder, a, b):  # NaN-propagating: a where a > b or a is NaN, else b (which is then b's NaN)
         take_a = builder.or_(builder.fcmp_ordered(">", a, b), builder.fcmp_unordered("uno", a, a))
         return builder.select(take_a, a, b)
+
+    def plain_max(builder, a, b):  # one max instruction; NaN operands are handled by the caller
+        return builder.select(builder.fcmp_ordered(">", a, b), a, b)
 
     def splat(builder, x):
         v = ir.Constant(vec, ir.Undefined)
@@ -281,13 +348,20 @@ def _lanes_op(op):
             v = relu(builder, splat(builder, args[2]))
         elif op == "bias_relu":
             v = relu(builder, builder.fadd(builder.load(dst, align=4), splat(builder, args[2])))
-        elif op == "pool2":  # (row, col) order of the window: (0, 0), (0, 1), (1, 0), (1, 1)
+        elif op == "pool2":  # the window's four vectors: (0, 0), (0, 1), (1, 0), (1, 1)
             a, row = args[3], args[4]
             lanes = ir.Constant(a.type, LANES)
-            v = load(context, builder, sig.args[2], args[2], a)
-            for at in (builder.add(a, lanes), builder.add(a, row), builder.add(builder.add(a, row), lanes)):
-                v = maximum(builder, v, load(context, builder, sig.args[2], args[2], at))
-            v = relu(builder, builder.fadd(v, splat(builder, args[5])))
+            w = [load(context, builder, sig.args[2], args[2], at)
+                 for at in (a, builder.add(a, lanes), builder.add(a, row), builder.add(builder.add(a, row), lanes))]
+            # plain maxima, then NaN put back where any operand (or the biased max) is NaN: fewer instructions
+            # than four NaN-propagating maxima, the same values
+            m = plain_max(builder, plain_max(builder, w[0], w[1]), plain_max(builder, w[2], w[3]))
+            v = builder.fadd(m, splat(builder, args[5]))
+            nan = builder.or_(builder.or_(builder.fcmp_unordered("uno", w[0], w[1]),
+                                          builder.fcmp_unordered("uno", w[2], w[3])),
+                              builder.fcmp_unordered("uno", v, v))
+            v = builder.select(nan, ir.Constant(vec, [float("nan")] * LANES),
+                               plain_max(builder, v, ir.Constant(vec, [0.0] * LANES)))
         else:
             v = load(context, builder, sig.args[2], args[2], args[3])
             if op == "max":
