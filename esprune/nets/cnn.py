@@ -66,7 +66,8 @@ class CNN:
             name = f"conv_{k}/w"
             taps = [layout.to_device(xp, a, ("taps", name, i)) for i, a in enumerate(layout.taps(name).arrays())]
             blocks.append((taps, layout.segment(f"conv_{k}/b").start, self.kernel // 2, self.pool))
-        h = ops.conv_stack(x if x.ndim == 5 else x[None], pop, blocks, be)  # feature-major (P, F, B)
+        # feature-major (P, F, B), consumed by the first dense layer at once: the numba path may reuse its array
+        h = ops.conv_stack(x if x.ndim == 5 else x[None], pop, blocks, be, reuse=True)
         n = self.dense.n_layers
         for k in range(n):
             act = self.activation if k < n - 1 else "linear"

@@ -19,6 +19,8 @@ tap update, max and ReLU is a whole-vector operation with no per-image remainder
 """
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -30,13 +32,16 @@ from . import cuda
 LANES = 16  # images of one member computed together: one AVX-512 register of float32 per (channel, position)
 _STRIP = 2048  # floats of accumulator per pass over the taps (a strip of pooled rows): stays in the L1 cache
 _CHUNKS_PER_THREAD = 4  # prange chunks (each zeroes its scratch once) per numba thread
+_kept = threading.local()  # per calling thread: the features array that conv_stack(reuse=True) hands out
 
 
-def conv_stack(x, theta, blocks, backend):
+def conv_stack(x, theta, blocks, backend, reuse: bool = False):
     """All conv blocks for every member. ``x``: ``(Px, B, C, H, W)`` float32 (Px = 1 when members share the
     images); ``theta``: ``(P, d)`` float32 parameter rows; ``blocks``: per block ``(taps, b_off, pad, pool)``
     with ``taps`` the device arrays of ``index.Taps.arrays()`` and ``b_off`` the bias's first column. Returns
-    the features ``(P, C·Ho·Wo, B)`` in (C, H, W) order, float32."""
+    the features ``(P, C·Ho·Wo, B)`` in (C, H, W) order, float32. With ``reuse`` (numba) the result is an array
+    kept for the calling thread and overwritten by its next ``reuse`` call: for a caller that consumes it at
+    once (the 400 MB of a P=128, B=1024 batch would otherwise be fresh pages, page-faulted on every call)."""
     xp = backend.xp
     if backend.name == "cupy":
         h = x
@@ -44,7 +49,7 @@ def conv_stack(x, theta, blocks, backend):
             h = conv_block(xp.ascontiguousarray(h), theta, taps, b_off, pad, pool, backend)
         P, B = h.shape[:2]
         return xp.ascontiguousarray(xp.swapaxes(h.reshape(P, B, -1), 1, 2))
-    return _conv_stack_host(x, theta, blocks)
+    return _conv_stack_host(x, theta, blocks, reuse)
 
 
 def conv_block(x, theta, taps, b_off: int, pad: int, pool: int, backend):
@@ -73,7 +78,7 @@ def conv_block(x, theta, taps, b_off: int, pad: int, pool: int, backend):
  _IN_AT, _OUT_AT, _N_COLS) = range(16)
 
 
-def _conv_stack_host(x, theta, blocks):
+def _conv_stack_host(x, theta, blocks, reuse):
     """Lay out the inputs and the tables for :func:`_conv_stack_numba` (numpy, once per call)."""
     Px, B, C, H, W = x.shape
     P = theta.shape[0]
@@ -117,12 +122,20 @@ def _conv_stack_host(x, theta, blocks):
     planes = x0[:, :, :x.shape[2] * Hp * Wp * LANES].reshape(Px, G, x.shape[2], Hp, Wp, LANES)
     planes[:, :, :, pad:pad + x.shape[3], pad:pad + x.shape[4]] = (
         lanes.reshape(Px, G, LANES, *x.shape[2:]).transpose(0, 1, 3, 4, 5, 2))
-    out = np.empty((P, F, B), dtype=np.float32)
+    out = _features_buffer((P, F, B)) if reuse else np.empty((P, F, B), dtype=np.float32)
     if out.size:
         n_chunks = min(P * G, max(1, numba.get_num_threads() * _CHUNKS_PER_THREAD))
         _conv_stack_numba(x0, theta, geo, np.concatenate(ptrs), np.concatenate(sames), np.concatenate(offs), np.concatenate(srcs),
                           scratch_len, n_chunks, out)
     return out
+
+
+def _features_buffer(shape):
+    """The calling thread's reusable features array of ``shape`` (replaced when the shape changes)."""
+    buf = getattr(_kept, "features", None)
+    if buf is None or buf.shape != shape:
+        buf = _kept.features = np.empty(shape, dtype=np.float32)
+    return buf
 
 
 def _same_as_next(ptr, ci, dy, dx):
