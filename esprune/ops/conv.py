@@ -185,7 +185,7 @@ def _conv_stack_numba(x0, theta, geo, ptr, same, off, src, scratch_len, n_chunks
 
 @numba.njit(cache=True)
 def _block(xin, theta_p, geo, ptr, same, off, src, acc, dest):
-    """One block for one member and group: per output channel and strip of pooled rows, sum the taps over the
+    """One block for one member and group: per strip of pooled rows and output channel, sum the taps over the
     strip's padded rows (every position, all lanes, one unit-stride run per tap), then pool, add the bias and
     apply ReLU into ``dest`` (the next block's padded planes, or the features tile)."""
     Wp, C_out, pool, Ho, Wo = geo[_WP], geo[_C_OUT], geo[_POOL], geo[_HO], geo[_WO]
@@ -193,22 +193,22 @@ def _block(xin, theta_p, geo, ptr, same, off, src, acc, dest):
     base = geo[_PTR]
     row = Wp * LANES
     acc2 = acc[acc.size // 2:]
-    co = 0
-    while co < C_out:
-        k0, k1 = ptr[base + co], ptr[base + co + 1]
-        bias = theta_p[geo[_B_OFF] + co]
-        if k0 == k1:  # no active tap: every window holds zeros, so each output is relu(0 + bias)
-            for qy in range(Ho):
-                at = ((co * d_hp + qy + d_pad) * d_wp + d_pad) * LANES
-                for qx in range(Wo):
-                    _fill_relu_lanes(dest, at + qx * LANES, bias)
-            co += 1
-            continue
-        # channel co + 1 lists the same taps (as in a dense layer): both share every load of the inputs
-        pair = co + 1 < C_out and same[base + co] != 0
-        for s0 in range(0, Ho, strip):
-            s1 = min(s0 + strip, Ho)
-            start, n = s0 * pool * row, (s1 - s0) * pool * row
+    for s0 in range(0, Ho, strip):  # strips outside the channels: a strip's input rows stay in the L1 cache
+        s1 = min(s0 + strip, Ho)
+        start, n = s0 * pool * row, (s1 - s0) * pool * row
+        co = 0
+        while co < C_out:
+            k0, k1 = ptr[base + co], ptr[base + co + 1]
+            bias = theta_p[geo[_B_OFF] + co]
+            if k0 == k1:  # no active tap: every window holds zeros, so each output is relu(0 + bias)
+                for qy in range(s0, s1):
+                    at = ((co * d_hp + qy + d_pad) * d_wp + d_pad) * LANES
+                    for qx in range(Wo):
+                        _fill_relu_lanes(dest, at + qx * LANES, bias)
+                co += 1
+                continue
+            # channel co + 1 lists the same taps (as in a dense layer): both share every load of the inputs
+            pair = co + 1 < C_out and same[base + co] != 0
             if pair:
                 j0 = k1
                 k = _sum_pairs(xin, theta_p, off, src, k0, k1, j0, start, n, acc, acc2)
@@ -219,7 +219,7 @@ def _block(xin, theta_p, geo, ptr, same, off, src, acc, dest):
             else:
                 _sum_taps(xin, theta_p, off, src, k0, k1, True, start, n, acc)
             _pool_strip(dest, acc, co, s0, s1, bias, Wp, pool, Wo, d_hp, d_wp, d_pad)
-        co += 2 if pair else 1
+            co += 2 if pair else 1
 
 
 @numba.njit(inline="always")
