@@ -2,9 +2,15 @@
 // One thread per pooled output (member p, image b, channel co, oy, ox); it computes the pool×pool conv outputs
 // under its window from the tap list of channel co and keeps their maximum. Only active taps are listed, so a
 // pruned tap costs nothing (the dense path is the same kernel with every tap listed).
+// A tap over the zero border adds w * 0 (not skipped: a NaN or infinite weight then poisons every output of its
+// channel, as in the numpy reference), and the max-pool and ReLU propagate NaN (fmaxf would drop it).
 // x[px][b][ci][y][x] (member stride 0 when shared), out[p][b][co][oy][ox], theta[p][d] holds each member's
 // parameters: tap k of channel co reads theta[p][src[k]] at input offset (ci[k], dy[k] - pad, dx[k] - pad).
-// Numba twin: esprune/ops/conv.py (same tap order: ascending ci, dy, dx within a channel).
+// Numba twin: esprune/ops/conv.py (same tap order: ascending ci, dy, dx within a channel; same zero border,
+// same NaN-propagating max).
+
+// a where a > b or a is NaN, else b: a NaN in either operand is the result, as numpy's maximum
+__device__ __forceinline__ float max_nan(float a, float b) { return (a > b || a != a) ? a : b; }
 
 extern "C" __global__ void conv_block(const float* x, long long x_stride, int C_in, int H, int W,
                                       const float* theta, long long d,
@@ -28,11 +34,11 @@ extern "C" __global__ void conv_block(const float* x, long long x_stride, int C_
             float acc = 0.0f;
             for (int k = tap_ptr[co]; k < tap_ptr[co + 1]; ++k) {
                 const int iy = y + tap_dy[k] - pad, ix = xx + tap_dx[k] - pad;
-                if (iy >= 0 && iy < H && ix >= 0 && ix < W)
-                    acc = fmaf(wm[tap_src[k]], xi[((long long)tap_ci[k] * H + iy) * W + ix], acc);
+                const bool inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                acc = fmaf(wm[tap_src[k]], inside ? xi[((long long)tap_ci[k] * H + iy) * W + ix] : 0.0f, acc);
             }
-            best = fmaxf(best, acc);
+            best = max_nan(best, acc);
         }
     }
-    out[t] = fmaxf(best + wm[b_off + co], 0.0f);
+    out[t] = max_nan(best + wm[b_off + co], 0.0f);
 }

@@ -7,13 +7,16 @@ from scipy import signal
 from esprune.errors import UserError
 from esprune.nets import CNN, accuracy, cross_entropy, mnist_cnn
 from esprune.nets.cnn import conv_same_reference, max_pool_reference
+from esprune.ops import conv
 from esprune.params import Layout
 
 import helpers
 from helpers import masked_population
 
 SMALL = dict(in_shape=(2, 13, 11), channels=(3, 4), kernel=3, pool=2, out_dim=5)  # odd sizes: floor pooling
-CASES = [(mnist_cnn, 3, 7), (lambda: CNN(**SMALL, hidden=(6,)), 4, 5), (lambda: CNN(**{**SMALL, "kernel": 5}), 2, 1)]
+# the numba twin computes groups of ops.conv.LANES images: B = 19 gives full groups and a partial one
+CASES = [(mnist_cnn, 3, 7), (lambda: CNN(**SMALL, hidden=(6,)), 4, 5), (lambda: CNN(**{**SMALL, "kernel": 5}), 2, 1),
+         (lambda: CNN(**{**SMALL, "pool": 3}), 2, 19)]
 PATHS = {"dense": 0.0, "sparse": 2.0}  # for the dense layers; conv blocks always walk their tap list
 
 
@@ -117,3 +120,39 @@ def test_cupy_equals_numba(cupy_backend, sparsity, shared, rng):
     np.testing.assert_allclose(cp.asnumpy(got), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     np.testing.assert_allclose(cp.asnumpy(cross_entropy(got, cp.asarray(np.arange(5) % 5))),
                                cross_entropy(want, np.arange(5) % 5), rtol=1e-4)
+
+
+def _with_nans(net, layout, pop, x):
+    """NaN in a pixel of image 0, a corner pixel of image 1 and in member 1's first conv_1 weight (its taps over
+    the zero border too: w · 0 is NaN in the reference)."""
+    x, pop = x.copy(), pop.copy()
+    x[0, 0, 5, 6] = x[1, 0, 0, 0] = np.nan
+    pop[1, layout.segment("conv_1/w").start] = np.nan
+    return pop, x
+
+
+def _features(net, layout, pop, x, be):
+    blocks = [(layout.taps(f"conv_{k}/w").arrays(), layout.segment(f"conv_{k}/b").start, net.kernel // 2, net.pool)
+              for k in range(len(net.channels))]
+    if be.name == "cupy":
+        blocks = [([be.xp.asarray(a) for a in taps], *rest) for taps, *rest in blocks]
+        x, pop = be.xp.asarray(x), be.xp.asarray(pop)
+    return np.swapaxes(be.to_numpy(conv.conv_stack(x[None], pop, blocks, be)), 1, 2)
+
+
+def test_nan_propagates_as_in_the_reference(cupy_backend, rng):
+    """numpy's maximum keeps NaN: a NaN input pixel or weight makes exactly the reference's features NaN on the
+    numba twin and on the CUDA kernel (whose fmaxf used to drop it), and NaN logits for those images."""
+    from esprune import backend
+
+    net = mnist_cnn()
+    layout, pop = make(net, 0.5, 3, rng)
+    pop, x = _with_nans(net, layout, pop, rng.random((9, *net.in_shape)).astype(np.float32))
+    ref = net.features_reference(layout, pop, x)
+    assert np.isnan(ref[1]).all(axis=0).sum() == 49 and not np.isnan(ref[0, 2:]).any()  # member 1: one channel
+    for be in (backend.get("numba"), cupy_backend):
+        got = _features(net, layout, pop, x, be)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.nanmax(np.abs(ref)))
+        logits = be.to_numpy(net.forward(layout, be.xp.asarray(pop), be.xp.asarray(x), backend=be))
+        np.testing.assert_array_equal(np.isnan(logits), np.isnan(net.forward(layout, pop, x, backend="numpy")))

@@ -61,15 +61,13 @@ class CNN:
         if be.name == "numpy":
             return self.forward_reference(layout, pop, x)
         xp = be.xp
-        h = x if x.ndim == 5 else x[None]
+        blocks = []
         for k in range(len(self.channels)):
             name = f"conv_{k}/w"
-            host = layout.taps(name).arrays()
-            taps = [layout.to_device(xp, a, ("taps", name, i)) for i, a in enumerate(host)]
-            h = ops.conv_block(xp.ascontiguousarray(h), pop, taps, layout.segment(f"conv_{k}/b").start,
-                               self.kernel // 2, self.pool, be)
-        P, B = h.shape[:2]
-        h = xp.ascontiguousarray(xp.swapaxes(h.reshape(P, B, self.flat_dim), 1, 2))  # feature-major (P, F, B)
+            taps = [layout.to_device(xp, a, ("taps", name, i)) for i, a in enumerate(layout.taps(name).arrays())]
+            blocks.append((taps, layout.segment(f"conv_{k}/b").start, self.kernel // 2, self.pool))
+        # feature-major (P, F, B), consumed by the first dense layer at once: the numba path may reuse its array
+        h = ops.conv_stack(x if x.ndim == 5 else x[None], pop, blocks, be, reuse=True)
         n = self.dense.n_layers
         for k in range(n):
             act = self.activation if k < n - 1 else "linear"
@@ -79,21 +77,28 @@ class CNN:
     def forward_reference(self, layout: Layout, pop, x):
         """The numpy oracle: masked dense kernels, float64, a sliding-window correlation per member."""
         params = layout.unflatten(np.asarray(pop, dtype=np.float64))
-        x = np.asarray(x, dtype=np.float64)
-        P = pop.shape[0]
         outs = []
-        for p in range(P):
-            h = x[p] if x.ndim == 5 else x
-            for k in range(len(self.channels)):
-                h = conv_same_reference(h, params[f"conv_{k}/w"][p]) + params[f"conv_{k}/b"][p][None, :, None, None]
-                h = max_pool_reference(np.maximum(h, 0.0), self.pool)
-            h = h.reshape(h.shape[0], -1)
+        for p, h in enumerate(self.features_reference(layout, pop, x)):
             for k in range(self.dense.n_layers):
                 h = h @ params[f"dense_{k}/w"][p] + params[f"dense_{k}/b"][p]
                 if k < self.dense.n_layers - 1:
                     h = np.tanh(h) if self.activation == "tanh" else np.maximum(h, 0.0)
             outs.append(h)
         return apply_head(np, np.stack(outs), self.head).astype(np.float32)
+
+    def features_reference(self, layout: Layout, pop, x):
+        """The conv blocks' flattened output ``(P, B, flat_dim)`` float64, in (C, H, W) order: conv + bias,
+        ReLU, max-pool (numpy's maximum and max propagate NaN)."""
+        params = layout.unflatten(np.asarray(pop, dtype=np.float64))
+        x = np.asarray(x, dtype=np.float64)
+        outs = []
+        for p in range(pop.shape[0]):
+            h = x[p] if x.ndim == 5 else x
+            for k in range(len(self.channels)):
+                h = conv_same_reference(h, params[f"conv_{k}/w"][p]) + params[f"conv_{k}/b"][p][None, :, None, None]
+                h = max_pool_reference(np.maximum(h, 0.0), self.pool)
+            outs.append(h.reshape(h.shape[0], -1))
+        return np.stack(outs)
 
     def _check(self, layout, pop, x, be):
         pop, x = check_inputs(self.spec, layout, pop, x, be)

@@ -4,7 +4,7 @@ active entries (``Layout.positions``), so the kernels never see a mask.
 
 - ``columns``: an ``(n_in, n_out)`` dense weight by output column (the gather-style ``sparse_layer``).
 - ``rows``: the same weight in row-major order (the scatter-style fused rollout, ``ops/rollout.py``).
-- ``taps``: a ``(C_out, C_in, K, K)`` conv weight by output channel (``conv_block``).
+- ``taps``: a ``(C_out, C_in, K, K)`` conv weight by output channel (``conv.conv_stack``).
 Every entry also says where its value sits in a member's parameter row (``offset`` + its rank among the
 active entries, which is how the flat vector stores a tensor).
 """
