@@ -469,7 +469,7 @@ def show(run_file, as_json, timing, as_config, curves, csv_file):
 @click.option("--band", "band_kind", default="se", show_default=True, type=click.Choice(["se", "minmax"]),
               help="Band over seeds: mean ± standard error (std/√n, the paper's) or min–max.")
 @click.option("--at", "at", default=None, metavar="PCT,PCT,...",
-              help="Print the table only at these weights remaining (%%), each at the nearest iteration; "
+              help="Print the table only at these weights remaining (%), each at the nearest iteration; "
                    "'paper' = 100,32.8,10.7,3.5,1.44, the sparsities the paper reports (default: every iteration).")
 def report(run_files, out, metric, band_kind, at):
     """Score vs. weights remaining of run files or sweep directories (needs the plot extra).

@@ -96,7 +96,8 @@ def curves(runs, metric: str = "test", warn=print, band_kind: str = "se") -> lis
 
 def _labels(flat: list[dict]) -> list[str]:
     """Each curve's name: the keys whose values differ between the curves of its task (each task is a panel of
-    its own), "prune" first. Keys set in only some configs (a GD run's gd_options) are left out unless the
+    its own), "prune" first; a transfer's curve is named by what it transferred ("snr tickets of sep_cma_es →
+    snes") and the other keys that differ. Keys set in only some configs (a GD run's gd_options) are left out unless the
     names would then clash."""
     out = [None] * len(flat)
     for task in {f["task"] for f in flat}:
@@ -110,6 +111,10 @@ def _labels(flat: list[dict]) -> list[str]:
             if len(set(names)) == len(names):
                 break
         for i, name in zip(mine, names):
+            transfer = flat[i].get("tickets_from")
+            if transfer:  # "snr tickets of sep_cma_es → snes", not "trainer=snes": say that it is a transfer
+                rest = [f"{k}={_text(flat[i].get(k))}" for k in vary if k not in ("tickets_from", "trainer", "prune")]
+                name = " · ".join([transfer, *rest])
             out[i] = name
     return out
 

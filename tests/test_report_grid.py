@@ -146,3 +146,19 @@ def test_report_at_paper_and_bad_at(runs, tmp_path):
     assert "iteration 0" in ok.output and "iteration 2" in ok.output  # 1.44 % is nearest the last (64 %)
     bad = CliRunner().invoke(cli, ["report", str(runs), "-o", str(tmp_path / "r.png"), "--at", "0,50"])
     assert bad.exit_code == 2 and "(0, 100]" in bad.output
+
+
+def test_a_transfer_curve_is_named_as_a_transfer(tmp_path):
+    source = fake_run(tmp_path / "src.h5", "CartPole-v1", "snr", 0, [500, 400])
+    cfg = config.resolve({"task": "CartPole-v1", "prune": "snr", "seed": 0, "iterations": 1, "strategy": "snes",
+                          "tickets_from": str(source)}, prepare=False)
+    net = tasks.make("CartPole-v1").default_net()
+    ticket = Ticket(net.init(0), Mask.dense(net.spec))
+    run = RunFile.create(tmp_path / "tr.h5", cfg.to_dict(), net.spec, ticket)
+    for k, score in enumerate([490, 450]):
+        row = {"iteration": k, "sparsity": 1 - 0.8**k, "weights": 10, "final": score, "best": score, "test": score,
+               "threshold": np.nan, "seconds": 1.0}
+        run.finish_iteration(k, {}, {}, row, next_ticket=ticket if k == 0 else None)
+    run.unlock()
+    labels = sorted(c["label"] for c in report_grid.curves(report_grid.collect([source, tmp_path / "tr.h5"])))
+    assert labels == ["snr tickets of sep_cma_es → snes", "trainer=sep_cma_es"]
