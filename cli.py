@@ -350,7 +350,7 @@ def _execute(exp, quiet):
             def warn(line):  # once per command, also with --quiet; in a terminal, below the bar's line
                 click.echo(("" if log or quiet else "\n") + f"warning: {line}", err=True)
             rows = exp.execute(progress, iteration_done, warn if root else None)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the last checkpoint stays; Experiment.execute removed the lock file
         click.echo(f"\ninterrupted; continue with: esprune resume {exp.run.name}", err=True)
         sys.exit(130)
     if not root:

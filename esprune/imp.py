@@ -130,10 +130,10 @@ class Experiment:
                 if iteration_done:
                     iteration_done(self.run.summary()[-1])
                 ck = self.run.checkpoint()
-        except UserError:  # a one-line error is a clean end too: the run file holds its last commit
-            self.run.unlock(remove=True)
+        except (UserError, KeyboardInterrupt):  # one-line errors and Ctrl-C end cleanly too: the run file holds
+            self.run.unlock(remove=True)       # its last commit (commits replace the file whole), no lock file
             raise
-        except BaseException:  # a crash or Ctrl-C: the lock file stays (harmless, the kernel dropped the lock)
+        except BaseException:  # a crash: the lock file stays (harmless, the kernel dropped the lock)
             self.run.unlock()
             raise
         self.run.unlock(remove=True)  # no stale RUN.h5.lock in the output folder

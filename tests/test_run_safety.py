@@ -434,3 +434,23 @@ def test_data_check_with_nothing_anywhere_names_where_it_looked_and_exits_2(tmp_
     result = invoke("data", "check", empty)
     one_line_error(result, "no dataset file found anywhere")
     assert f"12 of 12 file(s) missing; looked in {empty}" in result.stdout and "ESPRUNE_DATA" in result.stdout
+
+
+def test_ctrl_c_keeps_the_checkpoint_and_leaves_no_lock_file(tmp_path, monkeypatch):
+    path = tmp_path / "run.h5"
+    real = Experiment.execute
+
+    def interrupted(self, progress=None, iteration_done=None, warn=None):
+        def stop(k, g, best, sparsity):
+            if (k, g) == (1, 2):
+                raise KeyboardInterrupt
+            if progress:
+                progress(k, g, best, sparsity)
+        return real(self, stop, iteration_done, warn)
+    monkeypatch.setattr(Experiment, "execute", interrupted)
+    result = invoke("run", *FLAGS, "--out", path, "--quiet")
+    assert result.exit_code == 130 and "continue with: esprune resume" in result.output
+    assert path.exists() and not path.with_name("run.h5.lock").exists()
+    monkeypatch.setattr(Experiment, "execute", real)
+    assert invoke("resume", path, "--quiet").exit_code == 0
+    assert len(RunFile.open(path).summary()) == 2
