@@ -119,7 +119,7 @@ def list_tasks(as_json):
             shape = "×".join(map(str, t["obs_shape"]))
             horizon = (f"horizon {t['horizon']}, {t['test_episodes']} test episodes" if t["horizon"]
                        else f"batch {t['batch_size']}")
-            click.echo(f"{name}: obs {shape}, {t['act_dim']} outputs, {t['actions']}, {horizon}, "
+            click.echo(f"{name}: obs {shape}, {t['act_dim']} output{'s' * (t['act_dim'] != 1)}, {t['actions']}, {horizon}, "
                        f"{t['default_net']}")
         click.echo("    options: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in t["options"].items()))
 

@@ -58,7 +58,7 @@ def cell(fmt: str, value) -> str:
 def iterations_text(K: int) -> str:
     """What ``iterations = K`` means, in the words every output uses: iteration 0 trains the dense network,
     then K prunings, so K + 1 tickets are trained (PAPER_SETTINGS.md)."""
-    return f"iterations 0..{K} (dense + {K} pruning{'s' if K != 1 else ''}: {K + 1} trained tickets)"
+    return f"iterations 0..{K} (dense + {K} pruning{'s' if K != 1 else ''}: {K + 1} trained ticket{'s' * (K != 0)})"
 
 
 def _align(cells: list[list[str]]) -> str:
