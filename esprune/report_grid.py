@@ -263,10 +263,14 @@ def text_table(curves_, at=None) -> str:
         mine = [c for c in curves_ if c["task"] == task]
         longest = max(mine, key=lambda c: len(c["iteration"]))
         remaining = np.asarray(longest["weights_remaining"])
+        far = []
         if at is None:
             rows = list(longest["iteration"])
-        else:  # nearest on a log scale, each iteration once
-            rows = sorted({int(np.argmin(np.abs(np.log(remaining) - np.log(p)))) for p in at})
+        else:  # nearest on a log scale, each iteration once; say so where the nearest is far from what was asked
+            nearest = {p: int(np.argmin(np.abs(np.log(remaining) - np.log(p)))) for p in at}
+            rows = sorted(set(nearest.values()))
+            far = [f"{p:g}% → iteration {i} ({remaining[i]:.3g}%)" for p, i in nearest.items()
+                   if abs(np.log(remaining[i] / p)) > np.log(1.1)]
         cells = [[task, "remaining %"] + [f"{c['label']} (n={c['seeds']})" for c in mine]]
         for i in rows:
             line = [f"iteration {i}", f"{remaining[i]:.3g}"]
@@ -280,7 +284,10 @@ def text_table(curves_, at=None) -> str:
                             + f" [eff {c['effective_remaining'][i]:.3g}%]{cut}")
             cells.append(line)
         widths = [max(len(r[k]) for r in cells) for k in range(len(cells[0]))]
-        blocks.append("\n".join("  ".join(x.rjust(w) for x, w in zip(r, widths)) for r in cells))
+        lines = ["  ".join(x.rjust(w) for x, w in zip(r, widths)) for r in cells]
+        if far:
+            lines.append("nearest iterations more than 10% away from the percentage asked: " + "; ".join(far))
+        blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 

@@ -132,10 +132,12 @@ def test_text_table_prints_mean_and_se_at_the_nearest_iteration(runs):
     text = report_grid.text_table(curves, at=(100, 79, 1))  # 79 % → iteration 1 (80 %), 1 % → the last (64 %)
     block = text.split("\n\n")[0]  # CartPole-v1 first (tasks sorted)
     lines = block.splitlines()
-    assert lines[0].split()[0] == "CartPole-v1" and len(lines) == 4  # header + iterations 0, 1, 2
+    assert lines[0].split()[0] == "CartPole-v1" and len(lines) == 5  # header + iterations 0, 1, 2 + the note
     snr = np.array(SCORES[("CartPole-v1", "snr")], dtype=float)
     se = snr.std(0, ddof=1) / np.sqrt(3)
     assert f"{snr.mean(0)[1]:.4g} ± {se[1]:.2g} [eff 100%]" in lines[2] and lines[2].split()[:3] == ["iteration", "1", "80"]
+    assert lines[3].split()[:2] == ["iteration", "2"] and "1% → iteration 2 (64%)" in lines[4]  # far: said
+    assert "100% →" not in text and "79% →" not in text  # near enough: not
     everything = report_grid.text_table(curves)
     assert len(everything.split("\n\n")[1].splitlines()) == 4  # Pendulum-v1: every iteration
 
