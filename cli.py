@@ -520,6 +520,9 @@ def sweep():
     A grid is a TOML file: optional `preset = "NAME"`, an optional [base] table of config keys, and an [axes]
     table of config keys with lists of values (option keys dotted: "strategy_options.sigma_init" = [0.05, 0.1];
     an axis `preset` varies the starting preset). One run file per point, named from its axis values.
+
+    Running takes --dir DIR (default sweeps/NAME), --jobs N (points at once), --scale F (cut the budget),
+    --list (check and list, run nothing), --quiet: see `esprune sweep start --help`.
     """
 
 
