@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make reproduce [STAGES="pendulum fashion-mnist"] [JOBS=2]: the experiments of docs/REPRODUCTION.md at the
+# make reproduce [STAGES="pendulum fashion-mnist pendulum-baselines"] [JOBS=2]: the experiments of docs/REPRODUCTION.md at the
 # budgets stated there, then their figures and tables into docs/figures/.
 #
 # Resumable: every experiment is a sweep (finished points skipped, partial ones resumed from their last
@@ -9,7 +9,7 @@
 set -euo pipefail
 ES=${ES:-.venv/bin/esprune}
 JOBS=${JOBS:-2}
-STAGES=${STAGES:-pendulum fashion-mnist}
+STAGES=${STAGES:-pendulum fashion-mnist pendulum-baselines}
 FIG=docs/figures
 # the MNIST family: $ESPRUNE_DATA, else the ../shared/data the test suite also looks in, else esprune's defaults
 if [ -z "${ESPRUNE_DATA:-}" ] && [ -d ../shared/data ]; then export ESPRUNE_DATA=$(cd ../shared/data && pwd); fi
@@ -41,9 +41,12 @@ pendulum() {
     "$ES" connect "$d/seed=0__prune=snr.h5" "$lmc" --out "$FIG/pendulum-connect-same-init"
     say "Pendulum-v1: sharpness profiles of seed 0's snr solutions (finding 4; no Hessian for control tasks)"
     "$ES" flatness "$d/seed=0__prune=snr.h5" --out "$FIG/pendulum-flatness"
+}
+
+pendulum_baselines() {
     say "Pendulum-v1: the permute and mask-reinit baselines, 3 seeds (finding 1)"
     "$ES" sweep start --preset repro-pendulum-baselines --jobs "$JOBS" --quiet
-    "$ES" report "$d" sweeps/repro-pendulum-baselines -o "$FIG/pendulum-baselines.png" --at paper
+    "$ES" report sweeps/repro-pendulum sweeps/repro-pendulum-baselines -o "$FIG/pendulum-baselines.png" --at paper
 }
 
 fashion_mnist() {
@@ -59,7 +62,8 @@ for stage in $STAGES; do
     case "$stage" in
         pendulum) pendulum ;;
         fashion-mnist) fashion_mnist ;;
-        *) echo "reproduce: unknown stage $stage (stages: pendulum fashion-mnist)" >&2; exit 2 ;;
+        pendulum-baselines) pendulum_baselines ;;
+        *) echo "reproduce: unknown stage $stage (stages: pendulum fashion-mnist pendulum-baselines)" >&2; exit 2 ;;
     esac
 done
 say "done: figures and tables in $FIG/, the findings in docs/REPRODUCTION.md"
