@@ -179,18 +179,24 @@ def gymnasium_returns(task, net, layout, pop, words):
     return returns, lengths
 
 
+def assert_rollout_equals_gymnasium(task, net, layout, pop, words):
+    """The fused numba rollout's returns and episode lengths equal Gymnasium's exactly; returns both."""
+    lengths = np.zeros((len(pop), words.shape[0]), dtype=int)
+    returns = task.rollout(net, layout, pop, words, "numba", lengths=lengths)
+    ref, ref_lengths = gymnasium_returns(task, net, layout, pop, words)
+    np.testing.assert_array_equal(lengths, ref_lengths)
+    np.testing.assert_array_equal(returns, ref)
+    return returns, lengths
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_population_rollout_equals_gymnasium_episodes(name, rng):
     task = tasks.make(name, max_steps=20)
     net, layout, pop = population(task, 2, rng, sparsity=0.5)
     task.norm.steps, task.norm.mean, task.norm.var = 50.0, rng.normal(0, 0.1, task.obs_dim), \
         rng.uniform(10, 200, task.obs_dim)  # a non-trivial normalization, frozen
-    words = task.episode_words(seed=4, generation=1, episodes=2)
-    lengths = np.zeros((2, 2), dtype=int)
-    returns = task.rollout(net, layout, pop, words, "numba", lengths=lengths)
-    ref, ref_lengths = gymnasium_returns(task, net, layout, pop, words)
-    np.testing.assert_array_equal(lengths, ref_lengths)
-    np.testing.assert_array_equal(returns, ref)
+    returns, _ = assert_rollout_equals_gymnasium(task, net, layout, pop, task.episode_words(seed=4, generation=1,
+                                                                                           episodes=2))
     assert returns.max() > returns.min()
 
 
@@ -203,12 +209,8 @@ def test_fixed_action_episodes_equal_gymnasium(name, rng):
     pop = np.zeros((3, layout.dim), dtype=np.float32)
     out_bias = layout.segment(f"dense_{net.n_layers - 1}/b")
     pop[:, out_bias] = np.array([[0.0], [0.9], [-2.0]], dtype=np.float32) + rng.uniform(-0.3, 0.3, (3, task.act_dim))
-    words = task.episode_words(seed=1, generation=0, episodes=1)
-    lengths = np.zeros((3, 1), dtype=int)
-    returns = task.rollout(net, layout, pop, words, "numba", lengths=lengths)
-    ref, ref_lengths = gymnasium_returns(task, net, layout, pop, words)
-    np.testing.assert_array_equal(lengths, ref_lengths)
-    np.testing.assert_array_equal(returns, ref)
+    _, lengths = assert_rollout_equals_gymnasium(task, net, layout, pop, task.episode_words(seed=1, generation=0,
+                                                                                           episodes=1))
     if name == "Hopper-v5":
         assert (lengths < 80).any()  # some fixed action topples the hopper: the episode ends by termination
 

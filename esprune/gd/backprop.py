@@ -34,12 +34,7 @@ def forward(net, params: dict, x):
             h = pooled
         tape.append(("flatten", h.shape))
         h = h.reshape(h.shape[0], -1)
-        mlp = net.dense
-    elif isinstance(net, MLP):
-        mlp = net
-    else:
-        raise TypeError(f"no backward pass for {type(net).__name__}")
-    _check_activation(mlp)
+    mlp = _dense_part(net)
     for k in range(mlp.n_layers):
         z = h @ params[f"dense_{k}/w"] + params[f"dense_{k}/b"]
         last = k == mlp.n_layers - 1
@@ -104,12 +99,7 @@ def r_forward(net, params: dict, tangent: dict, x):
             h, rh = pooled, _pool_gather(rz * on, where, net.pool)  # the max-pool pattern at θ
         tape.append(("flatten", h.shape))
         h, rh = h.reshape(h.shape[0], -1), rh.reshape(rh.shape[0], -1)
-        mlp = net.dense
-    elif isinstance(net, MLP):
-        mlp = net
-    else:
-        raise TypeError(f"no backward pass for {type(net).__name__}")
-    _check_activation(mlp)
+    mlp = _dense_part(net)
     for k in range(mlp.n_layers):
         w, v = params[f"dense_{k}/w"], tangent[f"dense_{k}/w"]
         z = h @ w + params[f"dense_{k}/b"]
@@ -271,6 +261,19 @@ def _max_pool_backward(g, where, a_shape, p):
     rows = win.reshape(B, C, Ho, Wo, p, p).transpose(0, 1, 2, 4, 3, 5)
     out[:, :, :Ho * p, :Wo * p] = rows.reshape(B, C, Ho * p, Wo * p)
     return out
+
+
+def _dense_part(net):
+    """The MLP a forward pass ends in (the CNN's dense head, or the MLP itself), its activation checked; TypeError
+    for a network the passes here cannot differentiate."""
+    if isinstance(net, CNN):
+        mlp = net.dense
+    elif isinstance(net, MLP):
+        mlp = net
+    else:
+        raise TypeError(f"no backward pass for {type(net).__name__}")
+    _check_activation(mlp)
+    return mlp
 
 
 def _check_activation(mlp) -> None:
