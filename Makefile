@@ -41,7 +41,7 @@ demo: $(STAMP)
 	@echo "The figure: runs/demo.png (its table: runs/demo.csv, runs/demo.json; the runs: runs/demo/*.h5)"
 
 # docs/REPRODUCTION.md's experiments (hours on 2 cores; resumable: the same command continues) and their figures.
-# STAGES="pendulum fashion-mnist pendulum-baselines" (the MNIST family needs ESPRUNE_DATA), JOBS=2 runs at once.
+# STAGES="pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd pendulum-baselines" (the MNIST family needs ESPRUNE_DATA), JOBS=2 runs at once.
 reproduce: $(STAMP)
 	scripts/reproduce.sh
 

@@ -46,6 +46,11 @@ REPRO = {
                              "base": {"generations": 100, "eval_every": 10, "checkpoint_every": 25,
                                       "task_options": {"batch_size": 256}},
                              "axes": {"seed": REPRO_SEEDS, "prune": TICKET_MAKERS}}),
+    "repro-gd-fashion-mnist": ("Fashion-MNIST, the paper's GD baseline at its full budget (Adam 3e-4, batch 128, 2 epochs "
+                               "per iteration, the same CNN and init): magnitude IMP and random-reinit, 3 seeds "
+                               "(REPRODUCTION.md findings 2-4)",
+                               {"preset": "gd-fashion-mnist",
+                                "axes": {"seed": REPRO_SEEDS, "prune": ["magnitude", "random-reinit"]}}),
 }
 GRIDS.update(REPRO)
 

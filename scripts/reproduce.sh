@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make reproduce [STAGES="pendulum fashion-mnist pendulum-baselines"] [JOBS=2]: the experiments of docs/REPRODUCTION.md at the
+# make reproduce [STAGES="pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd pendulum-baselines"] [JOBS=2]: the experiments of docs/REPRODUCTION.md at the
 # budgets stated there, then their figures and tables into docs/figures/.
 #
 # Resumable: every experiment is a sweep (finished points skipped, partial ones resumed from their last
@@ -9,7 +9,7 @@
 set -euo pipefail
 ES=${ES:-.venv/bin/esprune}
 JOBS=${JOBS:-2}
-STAGES=${STAGES:-pendulum fashion-mnist pendulum-baselines}
+STAGES=${STAGES:-pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd pendulum-baselines}
 FIG=docs/figures
 # the MNIST family: $ESPRUNE_DATA, else the ../shared/data the test suite also looks in, else esprune's defaults
 if [ -z "${ESPRUNE_DATA:-}" ] && [ -d ../shared/data ]; then export ESPRUNE_DATA=$(cd ../shared/data && pwd); fi
@@ -58,12 +58,43 @@ fashion_mnist() {
     "$ES" snr "$d/seed=0__prune=snr.h5" --out "$FIG/fashion-mnist-snr"
 }
 
+gd_fashion_mnist() {
+    local es=sweeps/repro-fashion-mnist gd=sweeps/repro-gd-fashion-mnist
+    say "Fashion-MNIST: GD-IMP (Adam 3e-4, batch 128, 2 epochs), magnitude and random-reinit, 3 seeds (finding 2)"
+    "$ES" sweep start --preset repro-gd-fashion-mnist --jobs "$JOBS" --quiet
+    "$ES" report "$es" "$gd" -o "$FIG/fashion-mnist-es-vs-gd.png" --at paper
+    say "Fashion-MNIST: linear mode connectivity of ES and GD solutions, seeds 0-1 and consecutive (finding 4)"
+    "$ES" connect "$es/seed=0__prune=snr.h5" "$es/seed=1__prune=snr.h5" --out "$FIG/fashion-mnist-connect-es-seeds"
+    "$ES" connect "$gd/seed=0__prune=magnitude.h5" "$gd/seed=1__prune=magnitude.h5" --out "$FIG/fashion-mnist-connect-gd-seeds"
+    "$ES" connect "$es/seed=0__prune=snr.h5" --consecutive --out "$FIG/fashion-mnist-connect-es-consecutive"
+    "$ES" connect "$gd/seed=0__prune=magnitude.h5" --consecutive --out "$FIG/fashion-mnist-connect-gd-consecutive"
+    say "Fashion-MNIST: flatness (top Hessian eigenvalues, trace, sharpness) of ES vs GD solutions, 3 seeds (finding 4)"
+    local its="--iteration 0 --iteration 5 --iteration 10 --iteration 15 --iteration 20"
+    # shellcheck disable=SC2086
+    "$ES" flatness "$es"/seed={0,1,2}__prune=snr.h5 "$gd"/seed={0,1,2}__prune=magnitude.h5 $its \
+        --out "$FIG/fashion-mnist-flatness"
+}
+
+fashion_mnist_to_gd() {
+    local es=sweeps/repro-fashion-mnist gd=sweeps/repro-gd-fashion-mnist t=sweeps/repro-transfer
+    say "Fashion-MNIST: ES -> GD transfer, SNES snr tickets trained by Adam as GD-IMP's, 3 seeds (finding 3)"
+    mkdir -p "$t"
+    for seed in 0 1 2; do
+        run_or_resume "$t/fashion-mnist-snr-s$seed-to-gd.h5" "$ES" transfer "$es/seed=${seed}__prune=snr.h5" \
+            --trainer gd --gd-option epochs=2 --gd-option lr=3e-4 --gd-option batch_size=128
+    done
+    "$ES" report "$t"/fashion-mnist-snr-s{0,1,2}-to-gd.h5 "$gd" -o "$FIG/fashion-mnist-transfer-es-to-gd.png" --at paper
+}
+
 for stage in $STAGES; do
     case "$stage" in
         pendulum) pendulum ;;
         fashion-mnist) fashion_mnist ;;
         pendulum-baselines) pendulum_baselines ;;
-        *) echo "reproduce: unknown stage $stage (stages: pendulum fashion-mnist pendulum-baselines)" >&2; exit 2 ;;
+        gd-fashion-mnist) gd_fashion_mnist ;;
+        fashion-mnist-to-gd) fashion_mnist_to_gd ;;
+        *) echo "reproduce: unknown stage $stage (stages: pendulum fashion-mnist gd-fashion-mnist" \
+                "fashion-mnist-to-gd pendulum-baselines)" >&2; exit 2 ;;
     esac
 done
 say "done: figures and tables in $FIG/, the findings in docs/REPRODUCTION.md"
