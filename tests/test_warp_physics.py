@@ -77,22 +77,28 @@ def test_one_step_from_identical_states_agrees_with_c_mujoco(warp, name):
     reward and state entry (measured: HalfCheetah 1.5e-5, Walker2d 1.8e-5 in qvel); 1e-4 leaves 5× for other
     CPUs. Ant's contact solve differs: MuJoCo Warp stops its Newton solver at tolerance 1e-6 (float32) where C
     goes on to 1e-8, so in contact worlds velocities differ by up to ~0.7 after one step, and the contact forces
-    only roughly agree; there the median is checked (measured 5e-8) and the forces' pattern and correlation."""
+    only roughly agree; there the median is checked (measured 5e-8) and the forces' pattern and correlation.
+
+    The MuJoCo Warp side runs as on the cupy path: its fields are views typed as the tests' stand-in for CuPy
+    arrays, so the body rules run in their device form and any host array among them raises."""
     from esprune.tasks.warp_worlds import WarpWorlds
 
     body, model = BODIES[name], load_model(BODIES[name].xml)
     n = 16
     qpos, qvel = varied_states(body, model, n)
     dt = model.opt.timestep * body.frame_skip
-    ours = WarpWorlds(model, n, np.ndarray, fields=body.fields, contact_forces=body.contact_forces)
+    device = WarpWorlds(model, n, host_cupy.ndarray, fields=body.fields, contact_forces=body.contact_forces)
     theirs = Worlds(model, n, fields=body.fields, contact_forces=body.contact_forces)
     ids = np.arange(n)
-    ours.reset(qpos, qvel)
+    device.reset(on_device(qpos), on_device(qvel))
     theirs.reset(ids, qpos, qvel)
-    np.testing.assert_allclose(body.observe(ours, slice(None)), body.observe(theirs, ids), atol=2e-6, rtol=0)
+    np.testing.assert_allclose(host(body.observe(device, slice(None))), body.observe(theirs, ids), atol=2e-6, rtol=0)
     action = np.random.default_rng(1).uniform(-1, 1, (n, model.nu)).astype(np.float32)
-    obs, reward, terminated = one_step(ours, None, body, action, dt)
+    stepped = one_step(device, None, body, on_device(action), dt)
+    assert all(isinstance(a, host_cupy.ndarray) for a in stepped)  # observations, rewards, ends stay on the device
+    obs, reward, terminated = (host(a) for a in stepped)
     obs_c, reward_c, terminated_c = one_step(theirs, ids, body, action, dt)
+    ours = Host(device)
     assert obs.dtype == np.float32 and obs.shape == (n, body.obs_dim)
     np.testing.assert_array_equal(terminated, terminated_c)
     if name != "Ant-v5":
@@ -109,6 +115,21 @@ def test_one_step_from_identical_states_agrees_with_c_mujoco(warp, name):
     assert np.median(np.abs(ours.qpos - theirs.qpos)) < 1e-5
     assert np.median(np.abs(obs - obs_c)) < 1e-5
     assert np.corrcoef(ours.cfrc_ext[touching].ravel(), theirs.cfrc_ext[touching].ravel())[0, 1] > 0.95
+
+
+def on_device(a):
+    return np.ascontiguousarray(a).view(host_cupy.ndarray)
+
+
+def host(a):
+    return np.array(a.view(np.ndarray)) if isinstance(a, host_cupy.ndarray) else np.asarray(a)
+
+
+class Host:
+    """Host copies of a device world's fields, for comparing."""
+
+    def __init__(self, worlds):
+        self.qpos, self.cfrc_ext = host(worlds.qpos), host(worlds.cfrc_ext)
 
 
 def touches(model, qpos, qvel, action, frame_skip):
