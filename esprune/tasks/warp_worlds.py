@@ -91,8 +91,9 @@ class WarpWorlds:
         self._mjw, self._wp, self._array_type = mjw, wp, array_type
         self.device = wp.get_device(device_for(array_type))
         self._m = _put_model(mjw, model, contact_forces, self.device)
-        if self.device.is_cuda:  # same seed, same numbers: stable contact order and atomics (esprune's rule)
-            self._m.opt.deterministic = int(mjw.DeterminismType.ALL)
+        # same seed, same numbers (esprune's rule): stable contact order and atomic sums on a GPU; set on Warp's
+        # CPU device too, so that the tests there run the code path a GPU runs
+        self._m.opt.deterministic = int(mjw.DeterminismType.ALL)
         with wp.ScopedDevice(self.device):
             self._d = mjw.make_data(model, nworld=self.n)
         self.qpos, self.qvel, self.ctrl, self.cfrc_ext = (self._view(f) for f in ("qpos", "qvel", "ctrl", "cfrc_ext"))
