@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,plot,mpi,mujoco]'
+	$(PY) -m pip install --quiet -e '.[dev,plot,mpi,mujoco,gpu-physics]'
 	touch $(STAMP)
 
 # Compile every CUDA source when nvcc exists, so a kernel that does not build fails the suite.

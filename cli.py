@@ -854,8 +854,11 @@ def bench_tasks(repeats, threads, compare_to, as_json, out):
                    "W1, W1-full, W2.")
 @click.option("--density", "densities", multiple=True, type=click.FloatRange(0.0, 1.0, min_open=True),
               help="Densities (repeatable); default 1.0 and 0.8**10 (W2 also 0.05).")
+@click.option("--physics", type=click.Choice(["auto", "mujoco", "warp"]), default="auto", show_default=True,
+              help="W3's physics: auto = MuJoCo Warp on the cupy backend (esprune[gpu-physics]), C MuJoCo on "
+                   "numba; warp = MuJoCo Warp on every backend (Warp's CPU device beside numba); mujoco = C MuJoCo.")
 @_bench_options(repeats=5, unit="generations per row")
-def bench_generation(backends, workloads, densities, repeats, threads, compare_to, as_json, out):
+def bench_generation(backends, workloads, densities, physics, repeats, threads, compare_to, as_json, out):
     """Seconds per ES generation (ask → evaluate → tell), env steps/s or images/s, GFLOP/s and the fraction of
     the matmul peak, sparse/dense and GPU/CPU ratios."""
     _check_bench_out(out)
@@ -864,7 +867,7 @@ def bench_generation(backends, workloads, densities, repeats, threads, compare_t
     _run_suite("bench generation",
                lambda progress: suite.generation(backends or None, repeats=repeats, progress=progress,
                                                  workloads=workloads or ("W1", "W1-full", "W2"),
-                                                 densities=densities or None),
+                                                 densities=densities or None, physics=physics),
                suite.render, threads, compare_to, as_json, out)
 
 

@@ -34,6 +34,13 @@ if [ "${1:-}" != "--emulate" ] && ! "$PY" -c "import cupy" 2>/dev/null; then
     echo "gpu-check: installing $pkg for CUDA $major"
     timeout 240 "$PY" -m pip install --quiet "$pkg" || { echo "gpu-check: pip install $pkg failed" >&2; exit 2; }
 fi
+# W3 on MuJoCo Warp and its tests need the mujoco and gpu-physics extras; without them those parts are skipped
+if [ "${1:-}" != "--emulate" ] && ! "$PY" -c "import mujoco, gymnasium, mujoco_warp" 2>/dev/null; then
+    echo "gpu-check: installing the mujoco and gpu-physics extras"
+    timeout 120 "$PY" -m pip install --quiet --retries 0 --timeout 10 "mujoco==4.0.0" "gymnasium[mujoco]>=1.4" \
+        "mujoco-warp==4.0.0" "warp-lang>=1.19" \
+        || echo "gpu-check: could not install them: W3 on MuJoCo Warp and its tests will be skipped" >&2
+fi
 # whatever the install took comes off the steps' budget: the whole check ends within 8 minutes
 budget=$((450 - ($(date +%s) - start)))
 exec timeout $((budget + 25)) "$PY" scripts/gpu_check.py "$OUT" --budget "$budget" "$@"

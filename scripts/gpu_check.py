@@ -1,7 +1,8 @@
 """The GPU check a lent CUDA machine runs at once (``make gpu-check OUT=DIR``; scripts/gpu-check.sh installs
-CuPy first): ``pytest -m gpu``, the GPU benchmarks (W1, W1-full, W2 dense and sparse, the device's matmul peak
-and memory bandwidth, numba beside them for the GPU/CPU ratios) and one short IMP run on the cupy backend
-compared with the numba run. Every step writes its JSON into DIR as soon as it ends, a failing step is recorded
+CuPy first): ``pytest -m gpu`` (with the MuJoCo Warp tests on the device when the gpu-physics extra is there),
+the GPU benchmarks (W1, W1-full, W2 dense and sparse, the device's matmul peak and memory bandwidth, numba beside
+them for the GPU/CPU ratios; W3, Ant on MuJoCo Warp beside Ant on C MuJoCo) and one short IMP run on the cupy
+backend compared with the numba run. Every step writes its JSON into DIR as soon as it ends, a failing step is recorded
 and the next one runs, and steps that no longer fit the time budget are skipped; DIR/summary.md says what
 happened.
 
@@ -38,8 +39,9 @@ def main(argv=None) -> int:
         _emulate()
     check = Check(args.out, args.budget, args.emulate)
     check.step("info", _info, need=5)
-    check.step("pytest", lambda: _pytest(args.out, args.emulate, check.left() - 150), need=60)
+    check.step("pytest", lambda: _pytest(args.out, args.emulate, check.left() - 240), need=60)
     check.step("bench_generation", lambda: _bench_generation(args.emulate), need=60)
+    check.step("bench_w3", lambda: _bench_w3(args.emulate), need=90)
     check.step("bench_forward", lambda: _bench_forward(args.emulate), need=30)
     check.step("imp_cupy_vs_numba", lambda: _imp_compare(args.emulate), need=30)
     check.finish()
@@ -116,7 +118,7 @@ def _info() -> dict:
 def _pytest(out: Path, emulate: bool, timeout: float) -> dict:
     if emulate:  # every cupy-path test, on the host emulation (the device ones skip without a GPU)
         selection = ["tests/test_device_path.py", "tests/test_control.py", "tests/test_mlp.py", "tests/test_cnn.py",
-                     "tests/test_noise.py", "-k", "host and not slow"]
+                     "tests/test_noise.py", "tests/test_warp_physics.py", "-k", "host and not slow"]
     else:
         selection = ["-m", "gpu"]
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "--junitxml", str(out / "pytest.xml"), *selection]
@@ -145,6 +147,27 @@ def _bench_generation(emulate: bool) -> dict:
         result = generation.generation(backends=["numba", "cupy"], repeats=3, workloads=("W1", "W1-full", "W2"))
     result["table"] = generation.render(result)
     return result
+
+
+def _bench_w3(emulate: bool) -> dict:
+    """W3 (Ant-v5, Sep-CMA-ES, P=256 × 8 episodes of 50 steps) on the cupy backend, whose worlds run on MuJoCo
+    Warp (on the emulation: Warp's CPU device, tiny sizes), beside numba with C MuJoCo; each row with its
+    physics' own batched stepping rate (the floor)."""
+    import importlib.util
+
+    missing = [m for m in ("mujoco", "gymnasium", "mujoco_warp") if importlib.util.find_spec(m) is None]
+    if missing:
+        return {"skipped": f"{', '.join(missing)} not installed: pip install 'esprune[mujoco,gpu-physics]'"}
+    from esprune import backend
+    from esprune.bench import generation, locomotion
+    from esprune.bench.common import table
+
+    size = {"repeats": 1, "max_steps": 3, "popsize": 4, "episodes": 2} if emulate else {"repeats": 2}
+    rows = [locomotion.w3_row(backend.get(name), **size) for name in ("cupy", "numba")]
+    generation._ratios(rows)
+    return {"rows": rows, "failed": rows[0]["physics"] == "mujoco",
+            "table": "\n".join([table(rows, generation.COLUMNS + [("physics", 14, "physics", ">")])]
+                               + locomotion.render_floor(rows))}
 
 
 def _bench_forward(emulate: bool) -> dict:
@@ -198,6 +221,7 @@ def _summary(out: Path, report: dict) -> str:
              f"{report['seconds']:.0f} s in all.", "", "| step | status | seconds |", "|---|---|---|"]
     lines += [f"| {k} | {v['status']} | {v.get('seconds', 0):.0f} |" for k, v in report["steps"].items()]
     for name, title in (("pytest", "pytest"), ("bench_generation", "bench generation"),
+                        ("bench_w3", "bench generation W3 (MuJoCo Warp on the cupy backend)"),
                         ("bench_forward", "bench forward"), ("imp_cupy_vs_numba", "IMP on cupy vs numba")):
         path = out / f"{name}.json"
         if not path.exists():
@@ -206,6 +230,8 @@ def _summary(out: Path, report: dict) -> str:
         lines += ["", f"## {title}"]
         if "error" in data:
             lines += ["```", data["error"].strip().splitlines()[-1], "```"]
+        elif "skipped" in data:
+            lines += [f"skipped: {data['skipped']}"]
         elif name == "pytest":
             lines += [f"`{data['command']}` → {data['result']} (exit {data['returncode']})"]
         elif "table" in data:

@@ -346,7 +346,7 @@ def test_missing_mujoco_is_one_clear_error(monkeypatch):
 
 def test_policy_on_the_cupy_path_steers_the_same_episodes(cupy_backend, rng):
     """The policy forward on the device (host emulation of kernels/dense.cu, or a GPU), physics on the CPU."""
-    task = tasks.make("Walker2d-v5", max_steps=15, episodes=2)
+    task = tasks.make("Walker2d-v5", max_steps=15, episodes=2, physics="mujoco")  # auto: MuJoCo Warp (its tests)
     net, layout, pop = population(task, 3, rng)
     on_device = task.evaluate(net, layout, cupy_backend.asarray(pop), seed=1, generation=0, backend="cupy")
     # close, not bitwise: the device forward (kernels/dense.cu) may round differently from the numba twin

@@ -10,8 +10,9 @@ Workloads (fixed; README, "Performance"):
   stable row to compare runs and machines on.
 - W2: the paper's MNIST CNN, SNES, P=128, batch 1024 of synthetic 28×28 images (the ``blobs`` task, so no
   download is needed; the arithmetic is that of MNIST).
-- W3: Ant-v5 on MuJoCo, Sep-CMA-ES, P=256, 8 episodes, beside MuJoCo's raw batched stepping rate of the same
-  worlds (``bench.locomotion``; needs the mujoco extra; only when asked for; dense only).
+- W3: Ant-v5 on MuJoCo, Sep-CMA-ES, P=256, 8 episodes, beside the physics' raw batched stepping rate of the
+  same worlds (``bench.locomotion``; needs the mujoco extra, and gpu-physics for MuJoCo Warp; only when asked
+  for; dense only).
 Each at density 1.0 and at the density of IMP iteration 10 (0.8**10 ≈ 0.107), W2 also at 0.05, on every usable
 backend. FLOPs count 2 × active weights per member and env step (W1), or 2 × active multiply-adds per image
 (W2): biases, activations, pooling and the environment are not counted.
@@ -39,7 +40,7 @@ CONTROLLER = np.array([0.1, 0.5, 3.0, 1.0], dtype=np.float32)
 
 
 def generation(backends=None, repeats: int = 5, workloads=("W1", "W1-full", "W2"), progress=None,
-               densities=None) -> dict:
+               densities=None, physics: str = "auto") -> dict:
     """Seconds per generation (median over ``repeats`` generations after one warm-up generation), per env step
     or image, and GFLOP/s against the matmul peak measured in the same run."""
     bes = backends_to_measure(backends or [n for n in ("numba", "cupy") if _backend.probe()[n][0]])
@@ -52,7 +53,7 @@ def generation(backends=None, repeats: int = 5, workloads=("W1", "W1-full", "W2"
         if key == "W3":
             from .locomotion import w3_row
 
-            rows.append(w3_row(be, density, repeats))
+            rows.append(w3_row(be, density, repeats, physics=physics))
         else:
             rows.append(_row(key, be, density, repeats, peaks))
         if progress:
@@ -143,8 +144,9 @@ def _ratios(rows) -> None:
 
 
 def _rate(r) -> str:
-    if "steps_per_s" in r:
-        return f"{r['steps_per_s'] / 1e6:.2f}M steps/s"
+    if "steps_per_s" in r:  # W3's physics-bound rates are thousands, not millions
+        rate = r["steps_per_s"]
+        return f"{rate / 1e6:.2f}M steps/s" if rate >= 1e5 else f"{rate / 1e3:.2f}k steps/s"
     return f"{r['images'] / r['median_s']:.0f} img/s"
 
 

@@ -7,6 +7,12 @@ whose episode ended are no longer stepped, observed or evaluated. Every member s
 (common random numbers): episode e starts as Gymnasium's ``reset(seed=s_e)``, with ``s_e`` drawn from esprune's
 counter-based noise (training: RESET stream of ``(seed, generation)``; test: TEST_RESET of ``(seed, 0)``).
 
+Physics (``physics=``): ``"auto"`` steps the worlds with MuJoCo Warp on the cupy backend (:mod:`.warp_rollout`:
+physics, rules and policy on the GPU, no host round trip) when the ``gpu-physics`` extra is installed and the
+body is supported, else with C MuJoCo (a one-line notice says why, once); ``"mujoco"`` always C MuJoCo (the
+Gymnasium-exact physics); ``"warp"`` always MuJoCo Warp (float32: a separate physics, not Gymnasium-exact), also
+beside a CPU backend, on Warp's CPU device.
+
 Observations are normalized as in the paper's code (:mod:`.obs_norm`): statistics updated by training rollouts
 only (``evaluate(..., update_norm=True)``), read by test episodes. They are state of the run:
 ``state_dict`` / ``load_state_dict`` / ``reset_state`` let the experiment checkpoint and store them.
@@ -15,16 +21,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 
 import numpy as np
 
 from .. import backend as _backend
-from ..errors import ConfigError
+from ..errors import BackendUnavailable, ConfigError
 from ..nets import MLP
 from .episodes import NormalizedEpisodes
 from .mujoco_bodies import BODIES
 from .mujoco_worlds import Worlds, episode_rngs, load_model, physics_threads, require
 from .obs_norm import ObsNormalizer
+
+
+PHYSICS = ("auto", "mujoco", "warp")
 
 
 class LocomotionTask(NormalizedEpisodes):
@@ -34,7 +44,7 @@ class LocomotionTask(NormalizedEpisodes):
     kind = "locomotion"
 
     def __init__(self, name: str, episodes: int = 8, test_episodes: int = 64, max_steps: int | None = None,
-                 obs_norm: bool = True, hidden=(32, 32), torso_mass_scale: float = 1.0):
+                 obs_norm: bool = True, hidden=(32, 32), torso_mass_scale: float = 1.0, physics: str = "auto"):
         self.name, self.body = name, BODIES[name]
         for key, value in (("episodes", episodes), ("test_episodes", test_episodes)):
             if int(value) < 1:
@@ -48,10 +58,13 @@ class LocomotionTask(NormalizedEpisodes):
         if float(torso_mass_scale) != 1.0 and name == "Reacher-v5":
             raise ConfigError("Reacher-v5 has no torso; torso_mass_scale applies to the walking bodies")
         self.torso_mass_scale = float(torso_mass_scale)
+        if physics not in PHYSICS:
+            raise ConfigError(f"physics must be one of {', '.join(PHYSICS)}, got {physics!r}")
+        self.physics = physics
         self.obs_dim, self.act_dim, self.obs_shape = self.body.obs_dim, self.body.act_dim, (self.body.obs_dim,)
         self.hidden, self.continuous = tuple(int(h) for h in hidden), True
         self.norm = ObsNormalizer(self.obs_dim, enabled=obs_norm)
-        self._model, self._worlds = None, {}
+        self._model, self._worlds, self._warp_worlds, self._warp_why, self._warned = None, {}, {}, None, False
 
     def __repr__(self):
         return f"LocomotionTask({self.name!r}, episodes={self.episodes}, max_steps={self.max_steps})"
@@ -93,6 +106,12 @@ class LocomotionTask(NormalizedEpisodes):
         be = _backend.get(backend)
         if net.sizes[0] != self.obs_dim or net.sizes[-1] != self.act_dim:
             raise ConfigError(f"{self.name} needs a policy {self.obs_dim} → … → {self.act_dim}, got {net!r}")
+        if self.physics_for(be) == "warp":
+            from .warp_rollout import rollout
+
+            pop = be.asarray(pop, dtype=np.float32)
+            worlds = self.warp_worlds_for(pop.shape[0] * len(words), be)
+            return rollout(self, worlds, net, layout, pop, words, be, acc, lengths)
         with policy_on_one_thread(be):
             return self._rollout(net, layout, be.asarray(pop, dtype=np.float32), words, be, acc, lengths)
 
@@ -136,6 +155,43 @@ class LocomotionTask(NormalizedEpisodes):
         out = be.to_numpy(net.forward(layout, rows, be.asarray(inputs), backend=be))
         return np.ascontiguousarray(out[slot, alive % E], dtype=np.float32)
 
+    def physics_for(self, backend) -> str:
+        """``"warp"`` or ``"mujoco"``: the physics that steps this task's worlds beside ``backend`` (see the
+        module's docstring). ``physics="auto"`` on the cupy backend without MuJoCo Warp, or for a body it does not
+        support (Humanoid-v5's PGS solver), warns once, in one line, that C MuJoCo steps the worlds and why.
+        Raises ``BackendUnavailable`` for ``physics="warp"`` where MuJoCo Warp cannot run."""
+        be = _backend.get(backend)
+        if self.physics == "mujoco" or (self.physics == "auto" and not be.is_gpu):
+            return "mujoco"
+        if self._warp_why is None:
+            from .warp_worlds import unavailable
+
+            self._warp_why = unavailable(self.model) or ""
+        if not self._warp_why:
+            return "warp"
+        if self.physics == "warp":
+            raise BackendUnavailable(f"{self.name} cannot run on MuJoCo Warp: {self._warp_why}")
+        if not self._warned:
+            self._warned = True
+            warnings.warn(f"{self.name}: the cupy backend steps C MuJoCo on the CPU: {self._warp_why}",
+                          PhysicsNotice, stacklevel=3)
+        return "mujoco"
+
+    def warp_worlds_for(self, n: int, be):
+        """MuJoCo Warp's worlds of one size, kept between generations like :meth:`_worlds_for`'s."""
+        from ..ops import cuda
+        from .warp_worlds import WarpWorlds
+
+        array_type = cuda.device_array_type() if be.is_gpu else np.ndarray
+        key = (n, array_type)
+        if key not in self._warp_worlds:
+            if len(self._warp_worlds) >= 3:
+                self._warp_worlds.pop(next(iter(self._warp_worlds)))
+            body = self.body
+            self._warp_worlds[key] = WarpWorlds(self.model, n, array_type, fields=body.fields,
+                                                contact_forces=body.contact_forces)
+        return self._warp_worlds[key]
+
     def _worlds_for(self, n: int, threads: int) -> Worlds:
         """The worlds of one size, kept between generations (building 2048 persistent worlds takes seconds);
         training and test episodes use two sizes, so the last few are kept."""
@@ -168,6 +224,10 @@ def policy_on_one_thread(be):
         yield
     finally:
         numba.set_num_threads(threads)
+
+
+class PhysicsNotice(UserWarning):
+    """The cupy backend's locomotion worlds run on C MuJoCo, not MuJoCo Warp (the message says why)."""
 
 
 TASKS = {name: functools.partial(LocomotionTask, name) for name in BODIES}

@@ -5,6 +5,10 @@ keyword arguments, written so that every number equals Gymnasium's bit for bit: 
 order and dtypes. In particular the control cost is taken on the float32 action, so NumPy computes it in
 float32 (``0.5 * np.float32`` stays float32), except Humanoid's, which reads the float64 ``data.ctrl``; resets
 draw from the episode's Gymnasium generator in Gymnasium's order.
+
+The same functions score MuJoCo Warp's worlds on the cupy backend (:mod:`.warp_rollout`): there ``ids`` is
+``slice(None)`` and the fields are device arrays, so the rules use only NumPy functions that dispatch to CuPy
+(``__array_function__``) and take sizes from arrays, never from ``ids``.
 """
 from __future__ import annotations
 
@@ -71,7 +75,7 @@ def _reset_reacher(rng, init_qpos, init_qvel):
 # ---------------------------------------------------------------------------------------------- Ant
 def _ant_observe(w, ids):
     contact = np.clip(w.cfrc_ext[ids], -1.0, 1.0)
-    return np.concatenate((w.qpos[ids, 2:], w.qvel[ids], contact[:, 1:].reshape(len(ids), -1)), axis=1)
+    return np.concatenate((w.qpos[ids, 2:], w.qvel[ids], contact[:, 1:].reshape(len(contact), -1)), axis=1)
 
 
 def _ant_reward(w, ids, action, before, dt):
@@ -81,7 +85,8 @@ def _ant_reward(w, ids, action, before, dt):
     state = np.concatenate((qpos, qvel), axis=1)
     healthy = np.isfinite(state).all(axis=1) & (0.2 <= state[:, 2]) & (state[:, 2] <= 1.0)
     rewards = x_velocity * 1 + healthy * 1.0
-    contact = np.clip(w.cfrc_ext[ids], -1.0, 1.0).reshape(len(ids), -1)
+    contact = np.clip(w.cfrc_ext[ids], -1.0, 1.0)
+    contact = contact.reshape(len(contact), -1)
     costs = _ctrl_cost(0.5, action) + 5e-4 * np.sum(np.square(contact), axis=1)
     return rewards - costs, ~healthy
 
@@ -93,7 +98,7 @@ def _cheetah_observe(w, ids):
 
 def _cheetah_reward(w, ids, action, before, dt):
     x_velocity = (w.qpos[ids, 0] - before) / dt
-    return 1.0 * x_velocity - _ctrl_cost(0.1, action), np.zeros(len(ids), dtype=bool)
+    return 1.0 * x_velocity - _ctrl_cost(0.1, action), np.zeros_like(x_velocity, dtype=bool)
 
 
 # ---------------------------------------------------------------------------------------------- Hopper, Walker2d
@@ -139,12 +144,15 @@ def _reacher_observe(w, ids):
 def _reacher_reward(w, ids, action, before, dt):
     tip, target = _reacher_ids(w.model)
     vec = w.xpos[ids, tip] - w.xpos[ids, target]
-    # np.linalg.norm of a 3-vector is sqrt(x.dot(x)), and dot's order (BLAS, fused multiply-adds) is not a
-    # vectorized expression's: take each world's dot as Gymnasium does
-    norm = np.sqrt(np.array([v.dot(v) for v in vec]))
+    if type(vec) is np.ndarray:
+        # np.linalg.norm of a 3-vector is sqrt(x.dot(x)), and dot's order (BLAS, fused multiply-adds) is not a
+        # vectorized expression's: take each world's dot as Gymnasium does
+        norm = np.sqrt(np.array([v.dot(v) for v in vec]))
+    else:  # device arrays (MuJoCo Warp's float32 physics, warp_worlds): no row loop, rounding order moot
+        norm = np.sqrt(np.sum(vec * vec, axis=1))
     reward_dist = -norm * 1
     reward_ctrl = -np.sum(np.square(action), axis=1) * 1
-    return reward_dist + reward_ctrl, np.zeros(len(ids), dtype=bool)
+    return reward_dist + reward_ctrl, np.zeros_like(norm, dtype=bool)
 
 
 # ---------------------------------------------------------------------------------------------- Humanoid

@@ -36,8 +36,13 @@ class ObsNormalizer:
         """``obs`` ``(..., dim)`` float64 → normalized and clipped float32, ready for the policy."""
         if not self.enabled:
             return np.asarray(obs, dtype=np.float32)
-        variance = np.clip(self.var / (self.steps + 1.0), VAR_MIN, VAR_MAX)
-        return np.clip((obs - self.mean) / np.sqrt(variance), -CLIP, CLIP).astype(np.float32)
+        mean, scale = self.moments()
+        return np.clip((obs - mean) / scale, -CLIP, CLIP).astype(np.float32)
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, sqrt(clip(var / (steps + 1), 1e-6, 1e6)))``, float64 ``(dim,)`` each: what ``normalize``
+        subtracts and divides by (the device rollout uploads them once per generation)."""
+        return self.mean, np.sqrt(np.clip(self.var / (self.steps + 1.0), VAR_MIN, VAR_MAX))
 
     def accumulator(self) -> Accumulator:
         """A fresh accumulator of deviations from the current mean, for one generation's rollouts."""
