@@ -21,7 +21,6 @@ per-output sums (compiled with ``--fmad=false`` so that it rounds like the twin)
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 import types as pytypes
 
@@ -413,28 +412,42 @@ def _member_template(theta_p, sizes, table, rows, cols, tanh_hidden, resets, max
                     live -= 1
 
 
-def _members_template(lo, hi, theta, sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns, steps):
-    for p in range(lo, hi):
+@intrinsic
+def _take_next(typingctx, queue):
+    """``queue[0] += 1`` as one atomic operation, returning the old value: the next member of a work queue
+    that every thread of a rollout takes from."""
+    if not (isinstance(queue, types.Array) and queue.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        return builder.atomic_rmw("add", data, ir.Constant(ir.IntType(64), 1), "monotonic")
+
+    return types.int64(queue), codegen
+
+
+def _members_template(queue, theta, sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns, steps):
+    """Members taken one at a time from ``queue`` until none is left (members differ in episode length, so
+    a split fixed in advance would leave threads idle)."""
+    P = theta.shape[0]
+    while True:
+        p = _take_next(queue)
+        if p >= P:
+            break
         _member(theta[p], sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns[p], steps[p])
 
 
 def _parallel_members(members, P, *args) -> None:
-    """``members(lo, hi, *args)`` over chunks of the P members on numba's thread count, each chunk taken by
-    the next free thread (members differ in episode length, so a static split would leave threads idle).
-    Python threads over a nogil function instead of a prange loop: numba's parallel lowering costs seconds
-    of compilation per environment and process, which a short run would pay every time."""
+    """``members(queue, *args)`` on numba's thread count at once, the threads sharing one work queue of the P
+    members (``_take_next``: one atomic add per member, no Python per member). Python threads over a nogil
+    function instead of a prange loop: numba's parallel lowering costs seconds of compilation per
+    environment and process, which a short run would pay every time."""
+    queue = np.zeros(1, dtype=np.int64)
     threads = min(numba.get_num_threads(), P)
     if threads <= 1:
-        members(0, P, *args)
+        members(queue, *args)
         return
-    size = max(1, -(-P // (4 * threads)))
-    chunks = itertools.count()  # next() on it is atomic under the GIL
-
-    def worker():
-        while (lo := next(chunks) * size) < P:
-            members(lo, min(lo + size, P), *args)
-
-    for f in [_pool().submit(worker) for _ in range(threads)]:
+    for f in [_pool().submit(members, queue, *args) for _ in range(threads)]:
         f.result()
 
 
