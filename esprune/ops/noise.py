@@ -202,6 +202,11 @@ def moments(members, w1, w2, dim, seed, generation, stream, backend):
     w1, w2 = xp.ascontiguousarray(w1, dtype=np.float64), xp.ascontiguousarray(w2, dtype=np.float64)
     s1, s2 = xp.zeros(dim), xp.zeros(dim)
     if backend.name == "numba":
+        # A row weighted 0 in both sums adds ±0 to sums that start at +0 (z is always finite), which changes
+        # no bit of them: skip it (half the rows of a Sep-CMA-ES or SNES update).
+        used = np.flatnonzero((w1 != 0) | (w2 != 0))
+        if len(used) < len(w1):
+            members, w1, w2 = members[used], w1[used], w2[used]
         _moments_numba(members, w1, w2, seed, generation, stream, s1, s2)
     elif dim and len(members):
         for name, a in (("w1", w1), ("w2", w2), ("s1", s1), ("s2", s2)):
