@@ -94,6 +94,19 @@ def _block_normals(blk, member, s, k0, k1):
     return z0, z1, z2, z3
 
 
+_CHUNK = 128  # blocks per task of the sample and moments twins
+
+
+@numba.njit(inline="always")
+def _philox_chunk(b0, nb, member, s, k0, k1, w):
+    """Words of blocks ``b0 .. b0 + nb - 1`` of row ``member`` into ``w[0:4, :nb]``: a loop with no call in it,
+    which LLVM vectorizes (about ten times the speed of one block at a time between Box-Muller's libm calls)."""
+    m = np.uint64(member)
+    for q in range(nb):
+        c0, c1, c2, c3 = _philox_block(np.uint64(b0 + q), m, s, np.uint64(0), k0, k1)
+        w[0, q], w[1, q], w[2, q], w[3, q] = c0, c1, c2, c3
+
+
 @jit.njit(parallel=True)
 def _philox_uint32_numba(members, seed, generation, stream, out):
     rows, dim = out.shape
@@ -126,15 +139,25 @@ def sample_reference(rows, signs, mean, scale, seed, generation, stream):
 
 @jit.njit(parallel=True)
 def _sample_numba(rows, signs, mean, scale, seed, generation, stream, out):
+    # One task per row and chunk of _CHUNK blocks: the chunk's words first, then Box-Muller on them.
     n, dim = out.shape
     blocks = (dim + 3) // 4
+    chunks = (blocks + _CHUNK - 1) // _CHUNK
     k0, k1, s = np.uint64(seed), np.uint64(generation), np.uint64(stream)
-    for t in numba.prange(n * blocks):
-        i, blk = t // blocks, t % blocks
-        z = _block_normals(blk, rows[i], s, k0, k1)
-        for q in range(min(4, dim - 4 * blk)):
-            j = 4 * blk + q
-            out[i, j] = np.float32(mean[j] + scale[j] * (signs[i] * np.float64(z[q])))
+    for t in numba.prange(n * chunks):
+        i, c = t // chunks, t % chunks
+        b0 = c * _CHUNK
+        nb = min(_CHUNK, blocks - b0)
+        w = np.empty((4, _CHUNK), dtype=np.uint64)
+        _philox_chunk(b0, nb, rows[i], s, k0, k1, w)
+        for q in range(nb):
+            z01 = _box_muller(w[0, q], w[1, q])
+            z23 = _box_muller(w[2, q], w[3, q])
+            z = (z01[0], z01[1], z23[0], z23[1])
+            blk = b0 + q
+            for r in range(min(4, dim - 4 * blk)):
+                j = 4 * blk + r
+                out[i, j] = np.float32(mean[j] + scale[j] * (signs[i] * np.float64(z[r])))
 
 
 def sample(rows, signs, mean, scale, seed, generation, stream, backend):
@@ -167,30 +190,36 @@ def moments_reference(members, w1, w2, dim, seed, generation, stream):
 
 @jit.njit(parallel=True)
 def _moments_numba(members, w1, w2, seed, generation, stream, s1, s2):
-    # One task per block of 4 columns; rows in ascending order, float64 sums (as the CUDA kernel).
+    # One task per chunk of _CHUNK blocks (4 columns each); rows in ascending order, float64 sums (as the CUDA
+    # kernel, which sums each column over the rows in the same order).
     dim = s1.shape[0]
     blocks = (dim + 3) // 4
+    chunks = (blocks + _CHUNK - 1) // _CHUNK
     k0, k1, s = np.uint64(seed), np.uint64(generation), np.uint64(stream)
-    for blk in numba.prange(blocks):
-        a0 = a1 = a2 = a3 = 0.0
-        b0 = b1 = b2 = b3 = 0.0
+    for c in numba.prange(chunks):
+        b0 = c * _CHUNK
+        nb = min(_CHUNK, blocks - b0)
+        w = np.empty((4, _CHUNK), dtype=np.uint64)
+        a = np.zeros(4 * _CHUNK)
+        b = np.zeros(4 * _CHUNK)
         for row in range(members.shape[0]):
-            z0, z1, z2, z3 = _block_normals(blk, members[row], s, k0, k1)
-            x0, x1, x2, x3 = np.float64(z0), np.float64(z1), np.float64(z2), np.float64(z3)
+            _philox_chunk(b0, nb, members[row], s, k0, k1, w)
             u, v = w1[row], w2[row]
-            a0 += u * x0
-            a1 += u * x1
-            a2 += u * x2
-            a3 += u * x3
-            b0 += v * x0 * x0
-            b1 += v * x1 * x1
-            b2 += v * x2 * x2
-            b3 += v * x3 * x3
-        a = (a0, a1, a2, a3)
-        b = (b0, b1, b2, b3)
-        for i in range(min(4, dim - 4 * blk)):
-            s1[4 * blk + i] = a[i]
-            s2[4 * blk + i] = b[i]
+            for q in range(nb):
+                z0, z1 = _box_muller(w[0, q], w[1, q])
+                z2, z3 = _box_muller(w[2, q], w[3, q])
+                x0, x1, x2, x3 = np.float64(z0), np.float64(z1), np.float64(z2), np.float64(z3)
+                a[4 * q] += u * x0
+                a[4 * q + 1] += u * x1
+                a[4 * q + 2] += u * x2
+                a[4 * q + 3] += u * x3
+                b[4 * q] += v * x0 * x0
+                b[4 * q + 1] += v * x1 * x1
+                b[4 * q + 2] += v * x2 * x2
+                b[4 * q + 3] += v * x3 * x3
+        for j in range(min(4 * nb, dim - 4 * b0)):
+            s1[4 * b0 + j] = a[j]
+            s2[4 * b0 + j] = b[j]
 
 
 def moments(members, w1, w2, dim, seed, generation, stream, backend):
