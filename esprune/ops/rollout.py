@@ -229,7 +229,9 @@ def _dense_block(vectors: int, width: int, lanes: int):
     return intrinsic(typer)
 
 
-# blocks of outputs × lanes: 64 × 4 (16 accumulators of 16 floats), 16 × 4, then narrow outputs over all lanes
+# blocks of outputs × lanes: 64 × 4 (16 accumulators of 16 floats; 64 × 2 measured 4% slower on the full-length
+# row and no faster on the learning one), 16 × 4, then narrow outputs over all lanes (enough independent sums
+# per input to hide the latency of the adds)
 _block64, _block16 = _dense_block(4, 16, 4), _dense_block(1, 16, 4)
 _block2, _block1 = _dense_block(1, 2, LANES), _dense_block(1, 1, LANES)
 
@@ -250,22 +252,23 @@ def _activate_lanes(h, acc, bias, n, last, tanh_hidden):
 
 
 @jit.njit(error_model="numpy")
-def _policy_dense(theta_p, bias_lanes, sizes, table, tanh_hidden, h, acc):
-    """Forward of one member's policy on ``LANES`` episodes when every weight is active, on lane-major
-    activations: ``h`` holds lane l's feature i at ``l · width_k + i`` (width_k of the layer it feeds), the
-    outputs end in ``h[:LANES · n_out]`` the same way; ``bias_lanes`` holds each layer's bias tiled per lane
-    (from ``table[4, k]``). The sums are those of :func:`_dense_block`, the bias added after them."""
+def _policy_dense(theta_p, bias_lanes, sizes, table, tanh_hidden, h, acc, live):
+    """Forward of one member's policy on its first ``live`` lanes (of ``LANES``) when every weight is active,
+    on lane-major activations: ``h`` holds lane l's feature i at ``l · width_k + i`` (width_k of the layer it
+    feeds), the outputs end in ``h[:live · n_out]`` the same way; ``bias_lanes`` holds each layer's bias tiled
+    per lane (from ``table[4, k]``). The sums are those of :func:`_dense_block`, the bias added after them.
+    Lanes past ``live`` may be computed from stale inputs; nothing reads them."""
     n_layers = sizes.shape[0] - 1
     for k in range(n_layers):
         n_in, n_out = sizes[k], sizes[k + 1]
         w = theta_p[table[0, k]:table[0, k] + n_in * n_out]
         j0 = 0
         while j0 + 64 <= n_out:
-            for lane0 in range(0, LANES, 4):
+            for lane0 in range(0, live, 4):
                 _block64(acc, h, w, n_in, n_out, j0, lane0)
             j0 += 64
         while j0 + 16 <= n_out:
-            for lane0 in range(0, LANES, 4):
+            for lane0 in range(0, live, 4):
                 _block16(acc, h, w, n_in, n_out, j0, lane0)
             j0 += 16
         while j0 + 2 <= n_out:
@@ -273,7 +276,7 @@ def _policy_dense(theta_p, bias_lanes, sizes, table, tanh_hidden, h, acc):
             j0 += 2
         if j0 < n_out:
             _block1(acc, h, w, n_in, n_out, j0, 0)
-        n = n_out * LANES
+        n = n_out * live
         _activate_lanes(h, acc, bias_lanes[table[4, k]:table[4, k] + n], n, k == n_layers - 1, tanh_hidden)
 
 
@@ -341,8 +344,9 @@ _STATE_DIM = _OBS_DIM = 0
 
 
 def _member_template(theta_p, sizes, table, rows, cols, tanh_hidden, resets, max_steps, returns_p, steps_p):
-    """Every episode of one member, ``LANES`` at a time: lane-major activations (:func:`_policy_dense`) when
-    every weight is active, feature-major ones (:func:`_policy_lanes`) otherwise. A lane's state is copied to
+    """Every episode of one member, ``LANES`` at a time (the live ones kept in the first lanes): lane-major
+    activations (:func:`_policy_dense`, on the live lanes only) when every weight is active, feature-major ones
+    (:func:`_policy_lanes`, all lanes) otherwise. A lane's state is copied to
     ``cur`` for the environment's functions: a view ``s[lane]`` would cost two reference-count updates."""
     E = returns_p.shape[0]
     width = sizes.max()
@@ -385,7 +389,7 @@ def _member_template(theta_p, sizes, table, rows, cols, tanh_hidden, resets, max
                 for i in range(_OBS_DIM):
                     h[i * in_f + lane * in_l] = obs[i]
         if dense:
-            _policy_dense(theta_p, bias_lanes, sizes, table, tanh_hidden, h, acc)
+            _policy_dense(theta_p, bias_lanes, sizes, table, tanh_hidden, h, acc, live)
         else:
             _policy_lanes(theta_p, bias_lanes, sizes, table, rows, cols, tanh_hidden, h, acc)
         for lane in range(LANES):
@@ -410,6 +414,16 @@ def _member_template(theta_p, sizes, table, rows, cols, tanh_hidden, resets, max
                 else:
                     episode[lane] = -1
                     live -= 1
+        # the live episodes move to the first lanes (their order kept), so the dense path computes only those
+        to = 0
+        for lane in range(LANES):
+            if episode[lane] >= 0:
+                if lane != to:
+                    for i in range(_STATE_DIM):
+                        s[to, i] = s[lane, i]
+                    episode[to], steps[to], total[to] = episode[lane], steps[lane], total[lane]
+                    episode[lane] = -1
+                to += 1
 
 
 @intrinsic
