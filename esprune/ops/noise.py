@@ -5,6 +5,8 @@ block ``j // 4``. Normals come from Box-Muller on word pairs (0, 1) and (2, 3) o
 """
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
 
@@ -138,9 +140,11 @@ def sample_reference(rows, signs, mean, scale, seed, generation, stream):
 
 
 @jit.njit(parallel=True)
-def _sample_numba(rows, signs, mean, scale, seed, generation, stream, out):
-    # One task per row and chunk of _CHUNK blocks: the chunk's words first, then Box-Muller on them.
+def _sample_numba(rows, signs, mean, scale, seed, generation, stream, out, z_out):
+    # One task per row and chunk of _CHUNK blocks: the chunk's words first, then Box-Muller on them. The
+    # normals also go to z_out when it has rows (the kept noise, see _Kept).
     n, dim = out.shape
+    keep = z_out.shape[0] > 0
     blocks = (dim + 3) // 4
     chunks = (blocks + _CHUNK - 1) // _CHUNK
     k0, k1, s = np.uint64(seed), np.uint64(generation), np.uint64(stream)
@@ -158,6 +162,8 @@ def _sample_numba(rows, signs, mean, scale, seed, generation, stream, out):
             for r in range(min(4, dim - 4 * blk)):
                 j = 4 * blk + r
                 out[i, j] = np.float32(mean[j] + scale[j] * (signs[i] * np.float64(z[r])))
+                if keep:
+                    z_out[i, j] = z[r]
 
 
 def sample(rows, signs, mean, scale, seed, generation, stream, backend):
@@ -170,7 +176,8 @@ def sample(rows, signs, mean, scale, seed, generation, stream, backend):
     mean, scale = xp.ascontiguousarray(mean, dtype=np.float64), xp.ascontiguousarray(scale, dtype=np.float64)
     signs = xp.ascontiguousarray(signs, dtype=np.float64)
     if backend.name == "numba":
-        _sample_numba(rows, signs, mean, scale, seed, generation, stream, out)
+        z = _KEPT.start(rows, out.shape[1], seed, generation, stream)
+        _sample_numba(rows, signs, mean, scale, seed, generation, stream, out, z)
     elif out.size:
         for name, a in (("signs", signs), ("mean", mean), ("scale", scale)):
             cuda.check_device_array(name, a, np.float64)
@@ -180,6 +187,65 @@ def sample(rows, signs, mean, scale, seed, generation, stream, backend):
             (rows, signs, np.int32(out.shape[0]), np.int32(out.shape[1]), np.uint32(seed), np.uint32(generation),
              np.uint32(stream), mean, scale, out))
     return out
+
+
+class _Kept(threading.local):
+    """The normals of the last population this thread sampled on the numba backend (when they fit in
+    ``MAX_FLOATS``), so that the update's moments read them instead of regenerating them: a normal is a pure
+    function of (seed, generation, stream, row, column), so a kept value is the regenerated one, bit for bit.
+    A Sep-CMA-ES update regenerated half the population's noise (its elite), ~5% of a W1 generation."""
+
+    MAX_FLOATS = 2**23  # 32 MB of float32
+
+    def __init__(self):
+        self.key, self.rows, self.z = None, None, np.zeros((0, 0), dtype=np.float32)
+
+    def start(self, rows, dim, seed, generation, stream):
+        """The array a sample of ``rows`` × ``dim`` writes its normals to (no rows when too large)."""
+        rows = np.asarray(rows)
+        if rows.size * dim > self.MAX_FLOATS:
+            self.key = None
+            return np.zeros((0, 0), dtype=np.float32)
+        if self.z.shape != (rows.size, dim):
+            self.z = np.empty((rows.size, dim), dtype=np.float32)
+        self.key, self.rows = (int(seed), int(generation), int(stream), int(dim)), rows.astype(np.int64)
+        return self.z
+
+    def find(self, members, dim, seed, generation, stream):
+        """Positions in the kept normals of the noise rows ``members``, or None when any is not kept."""
+        if self.key != (int(seed), int(generation), int(stream), int(dim)):
+            return None
+        members = np.asarray(members, dtype=np.int64)
+        if members.size and (members.min() < 0 or members.max() > self.rows.max()):
+            return None
+        where = np.full(int(self.rows.max()) + 1 if self.rows.size else 0, -1, dtype=np.int64)
+        where[self.rows[::-1]] = np.arange(self.rows.size)[::-1]  # a row's first position
+        at = where[members]
+        return None if (at < 0).any() else at
+
+
+_KEPT = _Kept()
+_COLS = 512  # columns per task of _moments_kept
+
+
+@jit.njit(parallel=True)
+def _moments_kept(z, at, w1, w2, s1, s2):
+    # Rows at[r] of the kept normals in the order given, float64 sums per column: the sums of _moments_numba.
+    dim = s1.shape[0]
+    for c in numba.prange((dim + _COLS - 1) // _COLS):
+        j0 = c * _COLS
+        m = min(_COLS, dim - j0)
+        a = np.zeros(m)
+        b = np.zeros(m)
+        for r in range(at.shape[0]):
+            zr = z[at[r], j0:j0 + m]
+            u, v = w1[r], w2[r]
+            for j in range(m):
+                x = np.float64(zr[j])
+                a[j] += u * x
+                b[j] += v * x * x
+        s1[j0:j0 + m] = a
+        s2[j0:j0 + m] = b
 
 
 def moments_reference(members, w1, w2, dim, seed, generation, stream):
@@ -236,7 +302,11 @@ def moments(members, w1, w2, dim, seed, generation, stream, backend):
         used = np.flatnonzero((w1 != 0) | (w2 != 0))
         if len(used) < len(w1):
             members, w1, w2 = members[used], w1[used], w2[used]
-        _moments_numba(members, w1, w2, seed, generation, stream, s1, s2)
+        at = _KEPT.find(members, dim, seed, generation, stream)
+        if at is not None:
+            _moments_kept(_KEPT.z, at, w1, w2, s1, s2)
+        else:
+            _moments_numba(members, w1, w2, seed, generation, stream, s1, s2)
     elif dim and len(members):
         for name, a in (("w1", w1), ("w2", w2), ("s1", s1), ("s2", s2)):
             cuda.check_device_array(name, a, np.float64)
