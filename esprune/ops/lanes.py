@@ -126,8 +126,8 @@ def taps_pool2(m: int):
         # pool2_lanes's operations, in its order
         top = plain_max(builder, plain_max(builder, w[0], w[1]), plain_max(builder, w[2], w[3]))
         v = builder.fadd(top, splat(builder, bias))
-        nan = builder.or_(builder.or_(builder.fcmp_unordered("uno", w[0], w[1]), builder.fcmp_unordered("uno", w[2], w[3])),
-                          builder.fcmp_unordered("uno", v, v))
+        nan = builder.or_(builder.or_(builder.fcmp_unordered("uno", w[0], w[1]),
+                                      builder.fcmp_unordered("uno", w[2], w[3])), builder.fcmp_unordered("uno", v, v))
         v = builder.select(nan, ir.Constant(vec, [float("nan")] * LANES),
                            plain_max(builder, v, ir.Constant(vec, [0.0] * LANES)))
         builder.store(v, builder.bitcast(builder.gep(out, [d]), vec.as_pointer()), align=4)

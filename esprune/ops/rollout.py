@@ -15,8 +15,9 @@ numba twin: one work item per member runs its episodes in ``LANES`` lanes at onc
 the member's next episode) while the environments step one lane at a time. A policy whose weights are all
 active runs on lane-major activations, vectors over outputs with the accumulators in registers for a whole
 layer (:func:`_dense_block`); a pruned one on feature-major activations, each active weight serving
-``LANES`` multiply-adds in one SIMD operation (:func:`_policy_lanes`). Both compute the same per-output sums. CUDA kernel: one thread per (member, episode) with the same
-per-output sums (compiled with ``--fmad=false`` so that it rounds like the twin).
+``LANES`` multiply-adds in one SIMD operation (:func:`_policy_lanes`). Both compute the same per-output sums.
+CUDA kernel: one thread per (member, episode) with the same per-output sums (compiled with ``--fmad=false``
+so that it rounds like the twin).
 """
 from __future__ import annotations
 
