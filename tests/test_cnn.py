@@ -156,3 +156,32 @@ def test_nan_propagates_as_in_the_reference(cupy_backend, rng):
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.nanmax(np.abs(ref)))
         logits = be.to_numpy(net.forward(layout, be.xp.asarray(pop), be.xp.asarray(x), backend=be))
         np.testing.assert_array_equal(np.isnan(logits), np.isnan(net.forward(layout, pop, x, backend="numpy")))
+
+
+@pytest.mark.slow  # compiles a second copy of the conv twin
+def test_one_pass_for_few_taps_changes_no_bit(rng, monkeypatch):
+    """Channels with 1-4 active taps are summed, pooled, biased and rectified per window in registers
+    (ops/conv.py: _taps_pool_strip); the features equal, bit for bit, those of the general path (a pass over
+    the accumulator, then the pool), NaN included (a NaN pixel, a NaN weight), on the MNIST CNN and on odd
+    image sizes (floor pooling)."""
+    import types
+
+    import numba
+
+    from esprune import backend
+
+    general = dict(vars(conv), FUSED_FEW_TAPS=False)
+    general["_block"] = numba.njit(types.FunctionType(conv._block.py_func.__code__, general, "_block"))
+    stack = numba.njit(parallel=True)(types.FunctionType(conv._conv_stack_numba.py_func.__code__, general, "_stack"))
+    be = backend.get("numba")
+    for net in (mnist_cnn(), CNN(**SMALL, hidden=(6,))):
+        layout, pop = make(net, 0.9, 3, rng)
+        pop, x = _with_nans(net, layout, pop, rng.random((19, *net.in_shape)).astype(np.float32))
+        per_channel = np.concatenate([np.diff(layout.taps(f"conv_{k}/w").arrays()[0]) for k in range(2)])
+        assert ((per_channel > 0) & (per_channel <= 4)).any()  # some channels take the one-pass path
+        fused = _features(net, layout, pop, x, be)
+        monkeypatch.setattr(conv, "_conv_stack_numba", stack)
+        plain = _features(net, layout, pop, x, be)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(fused, plain)
+        assert np.isnan(fused).any() and np.isfinite(fused).any()

@@ -63,3 +63,16 @@ def test_an_unwritable_cache_location_compiles_in_process(tmp_path, monkeypatch)
     def twice(x):
         return 2 * x
     assert jit.njit()(twice)(np.arange(3)).tolist() == [0, 2, 4]
+
+
+@pytest.mark.parametrize("given,expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_sleep_between_parallel_kernels_unless_the_user_says(given, expected):
+    """ops/jit.py sets OMP_WAIT_POLICY=PASSIVE before any kernel runs (spinning OpenMP threads took a core from
+    the rollout's threads), and keeps a value the user set."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    out = subprocess.run([sys.executable, "-c", "import os, esprune.ops.noise; print(os.environ['OMP_WAIT_POLICY'])"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected

@@ -119,6 +119,46 @@ def test_moments_numba_equal_the_matrix_reference(dim, rng):
     np.testing.assert_allclose(s2, ref2, rtol=1e-5, atol=1e-5)
 
 
+def test_moments_numba_skip_zero_weight_rows_without_changing_a_bit(rng):
+    """Rows weighted 0 in both sums (the non-elite half of a Sep-CMA-ES update) are skipped; the sums still
+    equal, bit for bit, the row-by-row float64 sums over every row in ascending order, zeros (±0) included."""
+    members = np.arange(12, dtype=np.uint32)
+    w1, w2 = rng.standard_normal(12), rng.standard_normal(12)
+    w1[[1, 4, 5, 11]], w2[[1, 4, 5, 11]] = 0.0, -0.0
+    w1[7] = 0.0  # w2 still counts: the row is kept
+    z = noise.gaussian(7, 3, members, 203, backend="numba").astype(np.float64)
+    ref1, ref2 = np.zeros(203), np.zeros(203)
+    for r in range(12):
+        ref1, ref2 = ref1 + w1[r] * z[r], ref2 + w2[r] * z[r] * z[r]
+    s1, s2 = noise.moments(7, 3, members, w1, w2, 203, backend="numba")
+    np.testing.assert_array_equal(s1, ref1)
+    np.testing.assert_array_equal(s2, ref2)
+
+
+def test_moments_read_the_normals_kept_by_sample_bit_for_bit(rng):
+    """After a numba sample, the moments of its rows come from the kept normals (ops/noise.py: _Kept): they
+    equal the regenerated ones bit for bit, for rows in any order, an antithetic layout (rows twice), and
+    members the sample did not draw, or another generation (regenerated)."""
+    from esprune.ops import noise as ops_noise
+
+    dim, rows = 301, np.array([0, 1, 2, 3, 4, 0, 1, 2, 3, 4], dtype=np.uint32)
+    signs = np.repeat([1.0, -1.0], 5)
+    noise.sample(9, 4, rows, signs, np.zeros(dim), np.ones(dim), backend="numba")
+    w1, w2 = rng.standard_normal(5), rng.standard_normal(5)
+    for members, generation in (([3, 0, 4, 1, 2], 4), ([4, 2, 7], 4), ([0, 1, 2], 5)):
+        members = np.array(members, dtype=np.uint32)
+        n = len(members)
+        kept = ops_noise._KEPT.find(members, dim, 9, generation, 0)
+        assert (kept is not None) == (generation == 4 and members.max() < 5)
+        got = noise.moments(9, generation, members, w1[:n], w2[:n], dim, backend="numba")
+        key, ops_noise._KEPT.key = ops_noise._KEPT.key, None  # regenerate
+        fresh = noise.moments(9, generation, members, w1[:n], w2[:n], dim, backend="numba")
+        ops_noise._KEPT.key = key
+        np.testing.assert_array_equal(got[0], fresh[0])
+        np.testing.assert_array_equal(got[1], fresh[1])
+    np.testing.assert_allclose(got[0], noise.moments(9, 5, members, w1[:3], w2[:3], dim)[0], rtol=1e-5, atol=1e-5)
+
+
 def test_moments_kernel_equals_numba_twin(cupy_backend, rng):
     w1, w2 = rng.standard_normal(64), rng.standard_normal(64)
     s1, s2 = noise.moments(5, 11, 64, w1, w2, 4099, backend="numba")

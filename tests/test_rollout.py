@@ -34,6 +34,23 @@ def test_fused_rollout_with_more_episodes_than_lanes_equals_reference(name, acti
     assert fused.max() > fused.min()
 
 
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("name", ["CartPole-v1", "Pendulum-v1"])
+def test_fused_rollout_of_a_fully_dense_policy_equals_reference(name, activation, rng):
+    """Every weight active: the lane-major path (ops/rollout.py: _policy_dense), whose output blocks are 64,
+    16, 2 and 1 wide; 83 = 64 + 16 + 2 + 1 hidden units reach each of them, as do CartPole's 2 and Pendulum's
+    1 outputs. A member with a NaN, an inf and a huge weight checks that those propagate as in the reference."""
+    task = tasks.make(name, episodes=2 * LANES + 3)
+    net = MLP(task.obs_dim, (83, 19), task.act_dim, activation=activation)
+    layout, pop = _population(net, {n: 1.0 for n in net.spec.prunable_names}, rng, 5, scale=0.3)
+    assert all(layout.columns(n).full for n in net.spec.prunable_names)
+    pop[4, rng.choice(layout.dim, 3, replace=False)] = (np.nan, np.inf, 1e38)
+    fused = task.evaluate(net, layout, pop, seed=3, generation=1, backend="numba")
+    ref = task.evaluate(net, layout, pop, seed=3, generation=1, backend="numpy")
+    np.testing.assert_array_equal(fused, ref)
+    assert np.ptp(fused[np.isfinite(fused)]) > 0
+
+
 def test_fused_rollout_on_an_empty_layer_equals_reference(rng):
     """A layer with no active weight still adds its bias (every output's sum is 0)."""
     task = tasks.make("CartPole-v1", episodes=3)

@@ -25,9 +25,11 @@ import numba
 import numpy as np
 
 from . import cuda, jit
-from .lanes import LANES, bias_relu_lanes, copy_lanes, fill_relu_lanes, max_lanes, pool2_lanes
+from .lanes import (LANES, bias_relu_lanes, copy_lanes, fill_relu_lanes, max_lanes, pool2_lanes, taps_pool2_1,
+                    taps_pool2_2, taps_pool2_3, taps_pool2_4)
 
 _STRIP = 2048  # floats of accumulator per pass over the taps (a strip of pooled rows): stays in the L1 cache
+FUSED_FEW_TAPS = True  # channels with 1-4 taps in one pass (_taps_pool_strip); False: the general path (tests)
 _CHUNKS_PER_THREAD = 4  # prange chunks (each zeroes its scratch once) per numba thread
 _kept = threading.local()  # per calling thread: the features array that conv_stack(reuse=True) hands out
 
@@ -204,6 +206,12 @@ def _block(xin, theta_p, geo, ptr, same, off, src, acc, dest):
                         fill_relu_lanes(dest, at + qx * LANES, bias)
                 co += 1
                 continue
+            if pool == 2 and k1 - k0 <= 4 and FUSED_FEW_TAPS:
+                # few taps (pruned channels): sums, pool, bias and ReLU per window in registers, one pass
+                _taps_pool_strip(dest, xin, theta_p, off, src, k0, k1 - k0, co, s0, s1, start, bias, Wp, Wo, d_hp,
+                                 d_wp, d_pad)
+                co += 1
+                continue
             # channel co + 1 lists the same taps (as in a dense layer): both share every load of the inputs
             pair = co + 1 < C_out and same[base + co] != 0
             if pair:
@@ -217,6 +225,30 @@ def _block(xin, theta_p, geo, ptr, same, off, src, acc, dest):
                 _sum_taps(xin, theta_p, off, src, k0, k1, True, start, n, acc)
             _pool_strip(dest, acc, co, s0, s1, bias, Wp, pool, Wo, d_hp, d_wp, d_pad)
             co += 2 if pair else 1
+
+
+@numba.njit(inline="always")
+def _taps_pool_strip(dest, xin, theta_p, off, src, k0, m, co, s0, s1, start, bias, Wp, Wo, d_hp, d_wp, d_pad):
+    """Pooled rows s0..s1 of channel co (pool 2) with its ``m`` = 1..4 taps k0.. summed per window in registers
+    (``lanes.taps_pool2``): the values of a pass over the accumulator followed by :func:`_pool_strip`, without
+    the accumulator's store and reload (a pruned block 1 is mostly such channels)."""
+    row = Wp * LANES
+    o0, w0 = off[k0] * LANES, theta_p[src[k0]]
+    o1, w1 = (off[k0 + 1] * LANES, theta_p[src[k0 + 1]]) if m > 1 else (o0, w0)
+    o2, w2 = (off[k0 + 2] * LANES, theta_p[src[k0 + 2]]) if m > 2 else (o0, w0)
+    o3, w3 = (off[k0 + 3] * LANES, theta_p[src[k0 + 3]]) if m > 3 else (o0, w0)
+    for qy in range(s1 - s0):
+        at = ((co * d_hp + s0 + qy + d_pad) * d_wp + d_pad) * LANES
+        for qx in range(Wo):
+            first = start + (qy * 2 * Wp + qx * 2) * LANES
+            if m == 1:
+                taps_pool2_1(dest, at + qx * LANES, xin, first, row, (o0,), (w0,), bias)
+            elif m == 2:
+                taps_pool2_2(dest, at + qx * LANES, xin, first, row, (o0, o1), (w0, w1), bias)
+            elif m == 3:
+                taps_pool2_3(dest, at + qx * LANES, xin, first, row, (o0, o1, o2), (w0, w1, w2), bias)
+            else:
+                taps_pool2_4(dest, at + qx * LANES, xin, first, row, (o0, o1, o2, o3), (w0, w1, w2, w3), bias)
 
 
 @numba.njit(inline="always")

@@ -19,6 +19,12 @@ from pathlib import Path
 
 import numba
 
+# numba's OpenMP threads (its default threading layer here) spin after every parallel region, libgomp's default,
+# and so take a core from the rollout's threads that start right after the noise kernels: measured on 2 cores,
+# W1 lost a quarter of its speed to it. They sleep at once instead; a user's own setting is kept. libgomp reads
+# the variable when it loads, at the first parallel kernel.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 _SOURCES = ("ops", "tasks")  # the packages whose Python source numba compiles into esprune's kernels
 
 

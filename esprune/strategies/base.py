@@ -3,8 +3,9 @@
 A strategy writes only ``_init_state`` (its evolving numbers), ``std`` (its per-parameter search std: members
 are mean + std ⊙ ε) and ``_update`` (the paper's update rule). Updates read the noise only through ``_moments`` — weighted sums
 Σ w_i ε_i and Σ w_i ε_i² over the members — which regenerates ε by its counter (``noise.moments``: a numba or
-CUDA kernel), so no ``(P, d)`` noise matrix is kept between ``ask`` and ``tell``. Evolving state is float64
-on the backend's array module; the population handed to the task is float32. Fitness is higher-is-better at
+CUDA kernel), so no ``(P, d)`` noise matrix is kept between ``ask`` and ``tell`` (the numba backend keeps the
+last sample's normals when they fit in 32 MB and reads them instead: the same values, bit for bit). Evolving
+state is float64 on the backend's array module; the population handed to the task is float32. Fitness is higher-is-better at
 the interface; like the paper's code (evosax 0.1.4) the shaper first negates it, so the rules see a loss
 ("minimization sign") with best = lowest.
 
