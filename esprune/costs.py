@@ -7,7 +7,7 @@ the dense and the sparse measurement (as ``bench generation``'s paper-size estim
 iterations at densities ``keep**k``, plus the test evaluations of the mean. Control episodes are counted at
 full length: an upper bound for CartPole, whose episodes end when the pole falls (a fresh policy's last ~20
 steps), and exact for Pendulum. The unit costs come from the README's Performance section (this 2-core
-machine, numba 0.68, shared with other jobs), so they carry that section's noise.
+machine, numba 0.68), measured with the machine otherwise idle except W3's.
 """
 from __future__ import annotations
 
@@ -18,20 +18,22 @@ from . import config as _config
 
 # seconds per unit: (density, seconds) at the dense and a sparse point, and where the figures come from
 UNIT_COSTS = {
-    "control": {"unit": "env step", "points": ((0.107, 1 / 2.13e6), (1.0, 1 / 1.43e6)),
-                "source": "W1-full: the fused CartPole rollout, 4-64-64-2 tanh, 1.43M steps/s dense, 2.13M at "
-                          "density 0.107"},
-    "classify": {"unit": "member × image", "points": ((0.107, 0.600 / (128 * 1024)), (1.0, 2.83 / (128 * 1024))),
-                 "source": "W2: the MNIST CNN after the conv rewrite, P=128, batch 1024, 2.83 s dense, 0.600 s at "
-                           "density 0.107"},
-    "locomotion": {"unit": "env step", "points": ((1.0, 64.9 / (256 * 8 * 50)),),
-                   "source": "W3: Ant-v5 on MuJoCo, 1.47k env steps/s (P=256, 8 episodes × 50 steps, a loaded "
-                             "machine); other bodies taken at Ant's cost"},
+    "control": {"unit": "env step", "points": ((0.107, 1 / 13.4e6), (1.0, 1 / 9.6e6)),
+                "source": "W1-full: the fused CartPole rollout, 4-64-64-2 tanh, 9.6M steps/s dense, 13.4M at "
+                          "density 0.107 (2 threads, the machine otherwise idle)"},
+    "classify": {"unit": "member × image", "points": ((0.107, 0.281 / (128 * 1024)), (1.0, 1.43 / (128 * 1024))),
+                 "source": "W2: the MNIST CNN, P=128, batch 1024, 1.43 s dense, 0.281 s at density 0.107 (2 "
+                           "threads, the machine otherwise idle)"},
+    "locomotion": {"unit": "env step", "points": ((1.0, 1 / 3.47e3),),
+                   "source": "W3: Ant-v5 on C MuJoCo, 3.47k env steps/s (P=256, 8 episodes, a machine loaded "
+                             "with other jobs); other bodies taken at Ant's cost"},
 }
 # Whole runs timed here, keyed by the fingerprint of the config they ran (a preset whose config changes loses its
 # measurement and falls back to the estimate): wall seconds of `esprune run --preset NAME` with the kernels
 # already compiled, on the 2-core machine shared with other jobs.
-MEASURED: dict[str, float] = {}  # none at present: the demo's 66.2 s was of its earlier 15-ticket config
+MEASURED: dict[str, float] = {
+    "132d928023f7": 7.5,  # the demo preset: 7.09 / 7.49 / 7.85 s (3 runs, the machine otherwise idle, 2026-11-30)
+}
 
 
 def fingerprint(cfg: dict) -> str:
