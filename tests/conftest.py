@@ -50,6 +50,18 @@ def data_dir() -> Path:
 
 
 @pytest.fixture
+def quiet_mujoco():
+    """Gymnasium's half_cheetah.xml makes MuJoCo warn (into ./MUJOCO_LOG.TXT) each time a model loads it: the
+    locomotion test modules silence that for each test."""
+    import mujoco
+
+    old = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(lambda message: None)
+    yield
+    mujoco.set_mju_user_warning(old)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(12345)
 

@@ -16,15 +16,7 @@ from esprune.tasks.obs_norm import ObsNormalizer  # noqa: E402
 NAMES = list(BODIES)
 
 
-@pytest.fixture(autouse=True)
-def quiet_mujoco():
-    """Gymnasium's half_cheetah.xml makes MuJoCo warn (into ./MUJOCO_LOG.TXT) each time an env loads it."""
-    import mujoco
-
-    old = mujoco.get_mju_user_warning()
-    mujoco.set_mju_user_warning(lambda message: None)
-    yield
-    mujoco.set_mju_user_warning(old)
+pytestmark = pytest.mark.usefixtures("quiet_mujoco")  # tests/conftest.py
 
 
 class Twin:

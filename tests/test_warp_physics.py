@@ -33,15 +33,7 @@ def warp():
     return pytest.importorskip("mujoco_warp", reason="the MuJoCo Warp tests need pip install 'esprune[gpu-physics]'")
 
 
-@pytest.fixture(autouse=True)
-def quiet_mujoco():
-    """Gymnasium's half_cheetah.xml makes MuJoCo warn each time it loads."""
-    import mujoco
-
-    old = mujoco.get_mju_user_warning()
-    mujoco.set_mju_user_warning(lambda message: None)
-    yield
-    mujoco.set_mju_user_warning(old)
+pytestmark = pytest.mark.usefixtures("quiet_mujoco")  # tests/conftest.py
 
 
 def varied_states(body, model, n, seed=0, steps=30):
