@@ -152,6 +152,8 @@ def validate(cfg, prepare: bool = True) -> RunConfig:
     if factory is not None:
         _check_options(f"task_options of {cfg['task']}", factory, cfg["task_options"])
     task = tasks.make(cfg["task"], **cfg["task_options"])  # unknown task or option → ConfigError
+    if getattr(task, "physics", None) == "warp":  # before any file is touched: MuJoCo Warp runs here, for this body
+        task.physics_for(cfg["backend"])
     _check_trainer(cfg, task)  # before the network: PPO's options choose its policy
     from . import gd
 
@@ -301,6 +303,9 @@ def _check_options(what, factory, options):
         elif kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"{what}: {key} must be a finite number, got {value!r}")
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{what}: {key} must be true or false, got {value!r}")
         elif kind == "str" or (p.default is None and key.endswith("dir")):
             if not isinstance(value, str):
                 raise ConfigError(f"{what}: {key} must be text, got {value!r}")

@@ -454,3 +454,27 @@ def test_ctrl_c_keeps_the_checkpoint_and_leaves_no_lock_file(tmp_path, monkeypat
     monkeypatch.setattr(Experiment, "execute", real)
     assert invoke("resume", path, "--quiet").exit_code == 0
     assert len(RunFile.open(path).summary()) == 2
+
+
+def test_mujoco_warp_where_it_cannot_run_is_refused_before_the_run_file_is_touched(finished, tmp_path):
+    """physics = "warp" for Humanoid-v5 (PGS solver; or without the gpu-physics extra) used to fail only at the
+    first rollout: after --overwrite had already replaced the old run with an empty one."""
+    pytest.importorskip("mujoco", reason="needs the mujoco extra: pip install 'esprune[mujoco]'")
+    path, _ = finished
+    before = digest(path)
+    humanoid = tmp_path / "humanoid.toml"
+    humanoid.write_text('task = "Humanoid-v5"\n[task_options]\nphysics = "warp"\nepisodes = 1\nmax_steps = 2\n')
+    tiny = ["--popsize", "4", "--generations", "1", "--iterations", "0", "--quiet"]
+    one_line_error(invoke("run", humanoid, *tiny, "--out", path, "--overwrite"), "cannot run on MuJoCo Warp")
+    assert digest(path) == before
+    fresh = tmp_path / "fresh.h5"
+    one_line_error(invoke("run", humanoid, *tiny, "--out", fresh), "cannot run on MuJoCo Warp")
+    assert not fresh.exists()
+
+
+@pytest.mark.parametrize("value", ["false", "yes", 0, 1])
+def test_a_boolean_task_option_takes_true_or_false_only(value):
+    """obs_norm = "false" (text) used to be accepted and to switch normalization on."""
+    pytest.importorskip("mujoco", reason="needs the mujoco extra: pip install 'esprune[mujoco]'")
+    with pytest.raises(ConfigError, match="obs_norm must be true or false"):
+        config.resolve({"task": "Hopper-v5", "task_options": {"obs_norm": value}}, prepare=False)
