@@ -48,8 +48,9 @@ class PhaseTimer:
 
 def work_of(task, net, layout, popsize: int) -> tuple[str, float, float]:
     """(unit, units, FLOPs) of the task's last evaluation of ``popsize`` members: env steps × 2 × active weights
-    for a control task (``task.env_steps``), images × 2 × active multiply-adds for a classification task."""
-    if getattr(task, "kind", "") == "control":
+    for an episodic task (control, locomotion, gym: ``task.env_steps``), images × 2 × active multiply-adds for a
+    classification task."""
+    if getattr(task, "kind", "") != "classify":
         steps = float(getattr(task, "env_steps", 0))
         return "env steps", steps, 2.0 * layout.mask.kept * steps
     images = float(popsize * getattr(task, "batch_size", 0))

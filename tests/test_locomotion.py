@@ -354,3 +354,17 @@ def test_bench_row_w3_runs_small_and_reports_its_floor():
     assert row["env_steps"] == 4 * 2 * 3 and row["floor_steps_per_s"] > 0
     assert row["frac_floor"] == row["steps_per_s"] / row["floor_steps_per_s"]
     assert "W3 floor" in render({"peak": {}, "rows": [row]})
+
+
+def test_a_locomotion_runs_profile_counts_its_env_steps(tmp_path):
+    """`show --timing` read "0 images" for locomotion runs: their evaluations did not record the env steps taken.
+    Hopper stays healthy for its first 3 steps, so every episode runs max_steps = 3."""
+    from esprune import config
+    from esprune.imp import Experiment
+    from esprune.store import RunFile
+
+    cfg = config.resolve({"task": "Hopper-v5", "task_options": {"episodes": 2, "test_episodes": 2, "max_steps": 3},
+                          "iterations": 0, "generations": 2, "popsize": 4, "eval_every": 2})
+    Experiment.start(cfg, tmp_path / "r.h5").execute()
+    (profile,) = RunFile.open(tmp_path / "r.h5").timing()
+    assert profile["work_unit"] == "env steps" and profile["work"] == 2 * 4 * 2 * 3 and profile["gflops"] > 0

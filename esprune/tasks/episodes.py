@@ -40,7 +40,9 @@ class NormalizedEpisodes:
         self.prepare()
         words = self.episode_words(seed, generation, self.episodes if episodes is None else int(episodes))
         acc = self.norm.accumulator() if update_norm else None
-        returns = self.rollout(net, layout, pop, words, backend, acc)
+        lengths = np.zeros((np.shape(pop)[0], len(words)), dtype=np.int64)
+        returns = self.rollout(net, layout, pop, words, backend, acc, lengths)
+        self.env_steps = int(lengths.sum())  # what this call stepped: run profiles (timing.work_of) read it
         if acc is not None:
             self.norm.update(acc)
         return returns.mean(axis=1)
