@@ -13,6 +13,19 @@ from esprune import backend as _backend
 from esprune.errors import UserError
 
 
+class _Density(click.FloatRange):
+    """A weight density in (0, 1]; click's FloatRange lets NaN through (every comparison with NaN is false)."""
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if value != value:
+            self.fail("nan is not a density in (0, 1]", param, ctx)
+        return value
+
+
+DENSITY = _Density(0.0, 1.0, min_open=True)
+
+
 class UsageError(click.ClickException):
     """A user mistake: one line on stderr, exit status 2, no traceback."""
 
@@ -814,7 +827,7 @@ def bench():
 @bench.command("forward")
 @click.option("--backend", "backends", multiple=True, type=click.Choice(_backend.NAMES),
               help="Backends to measure (repeatable); default: every usable one.")
-@click.option("--density", "densities", multiple=True, type=click.FloatRange(0.0, 1.0, min_open=True),
+@click.option("--density", "densities", multiple=True, type=DENSITY,
               help="Weight densities to measure (repeatable); default 1.0 0.8 0.5 0.2 0.05 0.01.")
 @click.option("--workload", "workloads", multiple=True, type=click.Choice(["mlp-control", "mlp-wide", "cnn-mnist"]),
               help="Workloads to measure (repeatable); default: all three.")
@@ -852,8 +865,8 @@ def bench_tasks(repeats, threads, compare_to, as_json, out):
                    "MNIST CNN, SNES, P=128, batch 1024 (synthetic images); W3: Ant-v5 on MuJoCo, Sep-CMA-ES, P=256, 8 "
                    "episodes of 50 steps, beside MuJoCo's raw batched stepping (needs esprune[mujoco]). Default "
                    "W1, W1-full, W2.")
-@click.option("--density", "densities", multiple=True, type=click.FloatRange(0.0, 1.0, min_open=True),
-              help="Densities (repeatable); default 1.0 and 0.8**10 (W2 also 0.05).")
+@click.option("--density", "densities", multiple=True, type=DENSITY,
+              help="Densities (repeatable); default 1.0 and 0.8**10 (W2 also 0.05). W3 runs dense only.")
 @click.option("--physics", type=click.Choice(["auto", "mujoco", "warp"]), default="auto", show_default=True,
               help="W3's physics: auto = MuJoCo Warp on the cupy backend (esprune[gpu-physics]), C MuJoCo on "
                    "numba; warp = MuJoCo Warp on every backend (Warp's CPU device beside numba); mujoco = C MuJoCo.")
@@ -862,6 +875,8 @@ def bench_generation(backends, workloads, densities, physics, repeats, threads, 
     """Seconds per ES generation (ask → evaluate → tell), env steps/s or images/s, GFLOP/s and the fraction of
     the matmul peak, sparse/dense and GPU/CPU ratios."""
     _check_bench_out(out)
+    if physics != "auto" and "W3" not in workloads:
+        raise UserError(f"--physics {physics} applies to W3 only; add --workload W3")
     from esprune.bench import generation as suite
 
     _run_suite("bench generation",
@@ -908,6 +923,7 @@ def bench_all(threads, compare_to, as_json, out):
     from esprune.bench import forward, generation, imp_loop, rollouts, set_threads
 
     set_threads(threads)
+    old = _load_compare(compare_to)
     suites = {}
     for name, run_suite, render in (("forward", forward.forward, forward.render),
                                     ("tasks", rollouts.task_rollouts, rollouts.render),
@@ -917,26 +933,36 @@ def bench_all(threads, compare_to, as_json, out):
             suites[name] = run_suite(progress=progress)
         if not as_json:
             click.echo(f"\n== {name}\n{render(suites[name])}")
-    _emit_compared(suites, None, as_json, out, compare_to)
+    _emit_compared(suites, None, as_json, out, compare_to, old)
 
 
 def _run_suite(label, run_suite, render, threads, compare_to, as_json, out):
     from esprune.bench import set_threads
 
     set_threads(threads)
+    old = _load_compare(compare_to)
     with _bench_progress(label) as progress:
         result = run_suite(progress)
-    _emit_compared(result, render, as_json, out, compare_to)
+    _emit_compared(result, render, as_json, out, compare_to, old)
 
 
-def _emit_compared(result, render, as_json, out, compare_to):
-    """Print (table or JSON) and write the result; with an old file, also the comparison (under "compare")."""
+def _load_compare(compare_to):
+    """The --compare file, read before the benchmark runs: a bad file fails at once, and --out may name the same
+    file (it is compared with what it held before this run overwrote it)."""
+    from esprune.bench import compare
+
+    return compare.load(compare_to) if compare_to else None
+
+
+def _emit_compared(result, render, as_json, out, compare_to, old=None):
+    """Print (table or JSON) and write the result; with an old file (``old``: its contents, read before the
+    run), also the comparison (under "compare")."""
     from esprune.bench import compare
 
     if out:
         with open(out, "w") as fh:
             fh.write(json.dumps(result, indent=2) + "\n")
-    compared = compare.compare(result, compare.load(compare_to)) if compare_to else None
+    compared = compare.compare(result, old if old is not None else compare.load(compare_to)) if compare_to else None
     if as_json:
         click.echo(json.dumps({**result, "compare": compared} if compared else result, indent=2))
         return

@@ -126,6 +126,25 @@ def test_bench_threads_and_compare_file_mistakes_are_one_line_errors(tmp_path):
         result = CliRunner().invoke(cli, ["bench", "tasks", "--repeats", "1", *args])
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
 
+    for args in (["bench", "generation", "--workload", "W1", "--density", "nan"],  # NaN passed FloatRange
+                 ["bench", "forward", "--density", "nan"],
+                 ["bench", "generation", "--workload", "W1", "--physics", "warp"]):  # W1 would ignore it
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+
+
+def test_bench_compare_with_its_own_out_file_compares_with_what_it_held(tmp_path):
+    """--compare F --out F used to write F first and then compare the run with itself (every ratio 1.00)."""
+    same = tmp_path / "same.json"
+    old = {"machine": {}, "peak": {}, "rows": [
+        {"suite": "tasks", "workload": "CartPole-v1 4-64-64-2 P=100 E=8", "backend": "numba", "path": "fused",
+         "median_s": 123.0}]}
+    same.write_text(json.dumps(old))
+    result = run("bench", "tasks", "--repeats", "1", "--compare", str(same), "--out", str(same), "--json")
+    rows = json.loads(result.stdout)["compare"]["rows"]
+    assert result.exit_code == 0 and [r["old_s"] for r in rows] == [123.0]
+    assert json.loads(same.read_text())["rows"][0]["median_s"] != 123.0  # and --out holds the new run
+
 
 def test_paper_size_estimate_is_the_sum_over_iterations():
     from esprune.bench.generation import _paper_estimate
