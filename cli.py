@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 
@@ -990,7 +991,24 @@ def _bench_progress(label):
         yield progress
 
 
+def _one_line_warnings():
+    """esprune's own notices (e.g. the cupy backend's fallback to C MuJoCo) print as one line "warning: ..." on
+    stderr, not Python's two-line "file:line: Category: ..." followed by the source line."""
+    import warnings
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if filename.startswith(os.path.dirname(esprune.__file__)):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main():
+    _one_line_warnings()
     cli(prog_name="esprune")
 
 

@@ -152,3 +152,19 @@ def test_paper_size_estimate_is_the_sum_over_iterations():
     rows = [{"backend": "numba", "workload": "W2 cnn", "density": d, "median_s": 1.0 + 5.0 * d} for d in (1.0, 0.8**10)]
     expected = sum(4000 * (1.0 + 5.0 * 0.8**k) for k in range(21)) / 3600
     assert _paper_estimate(rows)["numba"]["hours"] == pytest.approx(expected)
+
+
+def test_esprunes_own_warnings_print_as_one_line(capsys, monkeypatch):
+    """A PhysicsNotice printed as Python's "file:line: PhysicsNotice: ..." plus the source line (two lines)."""
+    import warnings
+
+    import cli as cli_module
+    from esprune.tasks import locomotion
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored after the test
+    cli_module._one_line_warnings()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn_explicit("Humanoid-v5: the cupy backend steps C MuJoCo", locomotion.PhysicsNotice,
+                               locomotion.__file__, 176)
+    assert capsys.readouterr().err == "warning: Humanoid-v5: the cupy backend steps C MuJoCo\n"
