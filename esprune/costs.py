@@ -30,7 +30,7 @@ UNIT_COSTS = {
 }
 # Whole runs timed here, keyed by the fingerprint of the config they ran (a preset whose config changes loses its
 # measurement and falls back to the estimate): wall seconds of `esprune run --preset NAME` with the kernels
-# already compiled, on the 2-core machine shared with other jobs.
+# already compiled, on the 2-core machine (each entry says how loaded it was).
 MEASURED: dict[str, float] = {
     "132d928023f7": 7.5,  # the demo preset: 7.09 / 7.49 / 7.85 s (3 runs, the machine otherwise idle, 2026-11-30)
 }

@@ -86,6 +86,13 @@ fashion_mnist_to_gd() {
     "$ES" report "$t"/fashion-mnist-snr-s{0,1,2}-to-gd.h5 "$gd" -o "$FIG/fashion-mnist-transfer-es-to-gd.png" --at paper
 }
 
+STAGE_NAMES="pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd pendulum-baselines"
+for stage in $STAGES; do  # every name checked before hours of work start
+    case " $STAGE_NAMES " in
+        *" $stage "*) ;;
+        *) echo "reproduce: unknown stage $stage (stages: $STAGE_NAMES)" >&2; exit 2 ;;
+    esac
+done
 for stage in $STAGES; do
     case "$stage" in
         pendulum) pendulum ;;
@@ -93,8 +100,7 @@ for stage in $STAGES; do
         pendulum-baselines) pendulum_baselines ;;
         gd-fashion-mnist) gd_fashion_mnist ;;
         fashion-mnist-to-gd) fashion_mnist_to_gd ;;
-        *) echo "reproduce: unknown stage $stage (stages: pendulum fashion-mnist gd-fashion-mnist" \
-                "fashion-mnist-to-gd pendulum-baselines)" >&2; exit 2 ;;
+        *) exit 2 ;;  # checked above
     esac
 done
 say "done: figures and tables in $FIG/, the findings in docs/REPRODUCTION.md"
