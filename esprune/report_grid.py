@@ -330,9 +330,12 @@ def _flatten(cfg: dict) -> dict:
         out["tickets_from"] = label(cfg, set())  # "snr tickets of snes → gd", not a path per seed
     out["trainer"] = trainer(cfg)  # the strategy's name, or gd (whose strategy keys are unused)
     out.pop("strategy", None)
-    if cfg.get("trainer", "es") == "gd":
-        out = {k: v for k, v in out.items() if not k.startswith("strategy_options.")}
+    if cfg.get("trainer", "es") == "gd":  # the ES loop's keys are unused by a GD run: they name nothing
+        out = {k: v for k, v in out.items() if not k.startswith("strategy_options.") and k not in _ES_LOOP_KEYS}
     return out
+
+
+_ES_LOOP_KEYS = ("generations", "popsize", "eval_every", "checkpoint_every", "snr_variance")
 
 
 def _text(value) -> str:

@@ -70,6 +70,17 @@ def test_labels_name_what_differs_and_leave_out_keys_only_some_runs_have():
     assert report_grid._labels([es, gd, other])[2] == "snr"  # alone in its panel
 
 
+def test_a_gd_curve_is_not_named_by_the_es_loops_unused_keys():
+    """ES vs GD curves were labelled "... generations=2000 · popsize=100 · trainer=gd": keys a GD run never uses."""
+    base = {"task": "T", "seed": 0, "iterations": 20, "keep": 0.8, "eval_every": 10, "checkpoint_every": 25}
+    es = {**base, "prune": "snr", "trainer": "es", "strategy": "snes", "generations": 100, "popsize": 128,
+          "strategy_options": {"sigma_init": 0.025}}
+    gd = {**base, "prune": "magnitude", "trainer": "gd", "strategy": "sep_cma_es", "generations": 2000,
+          "popsize": 100, "eval_every": 50, "checkpoint_every": 50, "gd_options": {"epochs": 2}}
+    flat = [report_grid._flatten(es), report_grid._flatten(gd)]
+    assert report_grid._labels(flat) == ["prune=snr · trainer=snes", "prune=magnitude · trainer=gd"]
+
+
 def test_duplicates_are_warned_and_counted_once(runs, tmp_path):
     copy = tmp_path / "copy.h5"
     copy.write_bytes((runs / "CartPole-v1-snr-0.h5").read_bytes())
