@@ -963,7 +963,7 @@ def _emit_compared(result, render, as_json, out, compare_to, old=None):
     if out:
         with open(out, "w") as fh:
             fh.write(json.dumps(result, indent=2) + "\n")
-    compared = compare.compare(result, old if old is not None else compare.load(compare_to)) if compare_to else None
+    compared = compare.compare(result, old) if old is not None else None
     if as_json:
         click.echo(json.dumps({**result, "compare": compared} if compared else result, indent=2))
         return

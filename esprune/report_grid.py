@@ -313,6 +313,9 @@ def _identity(cfg: dict) -> str:
     return json.dumps(cfg, sort_keys=True)
 
 
+_ES_LOOP_KEYS = ("generations", "popsize", "eval_every", "checkpoint_every", "snr_variance")  # unused by GD runs
+
+
 def _flatten(cfg: dict) -> dict:
     """Config keys with option tables spelled out ("strategy_options.sigma_init"), the seed left out, and a
     trainer label that names the strategy (what tells curves apart in a legend)."""
@@ -334,8 +337,6 @@ def _flatten(cfg: dict) -> dict:
         out = {k: v for k, v in out.items() if not k.startswith("strategy_options.") and k not in _ES_LOOP_KEYS}
     return out
 
-
-_ES_LOOP_KEYS = ("generations", "popsize", "eval_every", "checkpoint_every", "snr_variance")
 
 
 def _text(value) -> str:
