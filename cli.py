@@ -192,6 +192,12 @@ def list_presets(as_json):
 @click.option("--gd-option", "gd_option", multiple=True, metavar="KEY=VALUE",
               help="An option of the GD trainer (repeatable), e.g. epochs=2, lr=3e-4, batch_size=128; PPO: "
                    "timesteps=200000, n_envs=8, target=475.")
+@click.option("--strategy-option", "strategy_option", multiple=True, metavar="KEY=VALUE",
+              help="An option of the evolution strategy (repeatable), over the preset's and the file's, e.g. "
+                   "sigma_init=0.05 (see `esprune strategies`).")
+@click.option("--task-option", "task_option", multiple=True, metavar="KEY=VALUE",
+              help="An option of the task (repeatable), over the preset's and the file's, e.g. batch_size=256 "
+                   "(see `esprune tasks`).")
 @click.option("--iterations", type=int, help="Prunings after the dense iteration 0: N trains N + 1 tickets, "
                                              "iterations 0..N (default 20).")
 @click.option("--keep", type=float, help="Fraction of active weights kept per iteration (default 0.8).")
@@ -215,7 +221,8 @@ def run(config_file, preset, out, overwrite, quiet, **flags):
     from esprune.report import iterations_text, setting
 
     _check_out(out)
-    flags["gd_options"] = _key_values(flags.pop("gd_option"), "--gd-option") or None
+    for flag in ("gd", "strategy", "task"):
+        flags[f"{flag}_options"] = _key_values(flags.pop(f"{flag}_option"), f"--{flag}-option") or None
     layers = [presets.get(preset) if preset else {}, config.load_toml(config_file) if config_file else {}, flags]
     cfg = config.resolve(*layers)
     out = out or config.default_path(cfg, preset)
@@ -242,6 +249,12 @@ def _check_out(out):
 @click.option("--strategy", help="Train with this evolution strategy instead.")
 @click.option("--trainer", type=click.Choice(["es", "gd"]), help="es or gd (gradient descent).")
 @click.option("--gd-option", "gd_option", multiple=True, metavar="KEY=VALUE", help="A GD trainer option (repeatable).")
+@click.option("--strategy-option", "strategy_option", multiple=True, metavar="KEY=VALUE",
+              help="An option of the evolution strategy (repeatable), over the source's (same strategy) or the new "
+                   "strategy's defaults (--strategy), e.g. sigma_init=0.05 (see `esprune strategies`).")
+@click.option("--task-option", "task_option", multiple=True, metavar="KEY=VALUE",
+              help="An option of the task (repeatable), over the source's (same task) or the new task's defaults "
+                   "(--task), e.g. batch_size=256 (see `esprune tasks`).")
 @click.option("--iterations", type=int, help="Transfer tickets 0..N only, N + 1 tickets (default: as many as the "
                                              "source has).")
 @click.option("--generations", type=int, help="ES generations per ticket.")
@@ -254,7 +267,8 @@ def transfer(source, out, overwrite, quiet, **flags):
 
     The setting is the source's config with the given flags changed: another strategy (e.g. SNES → PGPE),
     another task with the same network (Fashion-MNIST → MNIST), or gradient descent (--trainer gd, the ES → GD
-    transfer). No pruning happens: iteration k trains the source's ticket k. The result is an ordinary run
+    transfer). A new strategy or task starts from its own defaults, not the source's options: give the ones
+    wanted with --strategy-option / --task-option. No pruning happens: iteration k trains the source's ticket k. The result is an ordinary run
     file that records its source (config key tickets_from); `esprune report` draws it beside the source.
     """
     from esprune import config
@@ -262,7 +276,8 @@ def transfer(source, out, overwrite, quiet, **flags):
     from esprune.report import setting
 
     _check_out(out)
-    flags["gd_options"] = _key_values(flags.pop("gd_option"), "--gd-option") or None
+    for flag in ("gd", "strategy", "task"):
+        flags[f"{flag}_options"] = _key_values(flags.pop(f"{flag}_option"), f"--{flag}-option") or None
     cfg = config.transfer_config(source, flags)
     exp = Experiment.start(cfg, out, overwrite=overwrite)
     click.echo(f"esprune transfer: {source} → {setting(cfg)} → {out}", err=True)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make reproduce [STAGES="pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd pendulum-baselines"] [JOBS=2]: the experiments of docs/REPRODUCTION.md at the
+# make reproduce [STAGES="pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe mnist
+#                         pendulum-baselines"] [JOBS=2]: the experiments of docs/REPRODUCTION.md at the
 # budgets stated there, then their figures and tables into docs/figures/.
 #
 # Resumable: every experiment is a sweep (finished points skipped, partial ones resumed from their last
@@ -9,7 +10,7 @@
 set -euo pipefail
 ES=${ES:-.venv/bin/esprune}
 JOBS=${JOBS:-2}
-STAGES=${STAGES:-pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd pendulum-baselines}
+STAGES=${STAGES:-pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe mnist pendulum-baselines}
 FIG=docs/figures
 # the MNIST family: $ESPRUNE_DATA, else the ../shared/data the test suite also looks in, else esprune's defaults
 if [ -z "${ESPRUNE_DATA:-}" ] && [ -d ../shared/data ]; then export ESPRUNE_DATA=$(cd ../shared/data && pwd); fi
@@ -86,7 +87,43 @@ fashion_mnist_to_gd() {
     "$ES" report "$t"/fashion-mnist-snr-s{0,1,2}-to-gd.h5 "$gd" -o "$FIG/fashion-mnist-transfer-es-to-gd.png" --at paper
 }
 
-STAGE_NAMES="pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd pendulum-baselines"
+# The fashion-mnist-pgpe preset's PGPE (the paper's tuned PGPE, evosax 0.1.4's σ rule): a transfer to another
+# strategy starts from that strategy's defaults, so the options the target grid runs with are given here.
+PGPE_OPTIONS=(--strategy-option centered_rank=true --strategy-option lrate_init=0.01
+              --strategy-option lrate_decay=0.999 --strategy-option lrate_limit=0.001
+              --strategy-option sigma_init=0.05 --strategy-option sigma_decay=0.999
+              --strategy-option sigma_limit=0.01 --strategy-option mean_decay=1e-4
+              --strategy-option ties=index --strategy-option sigma_rule=evosax-0.1.4)
+
+fashion_mnist_pgpe() {
+    local es=sweeps/repro-fashion-mnist pgpe=sweeps/repro-pgpe-fashion-mnist t=sweeps/repro-transfer
+    say "Fashion-MNIST (PGPE): snr vs magnitude vs random-reinit, 3 seeds (findings 1 and 3)"
+    "$ES" sweep start --preset repro-pgpe-fashion-mnist --jobs "$JOBS" --quiet
+    "$ES" report "$pgpe" -o "$FIG/fashion-mnist-pgpe-tickets.png" --at paper
+    say "Fashion-MNIST: ES -> ES transfer, SNES snr tickets trained by PGPE, 3 seeds (finding 3)"
+    mkdir -p "$t"
+    for seed in 0 1 2; do
+        run_or_resume "$t/fashion-mnist-snr-s$seed-to-pgpe.h5" "$ES" transfer "$es/seed=${seed}__prune=snr.h5" \
+            --strategy pgpe "${PGPE_OPTIONS[@]}"
+    done
+    "$ES" report "$t"/fashion-mnist-snr-s{0,1,2}-to-pgpe.h5 "$pgpe" -o "$FIG/fashion-mnist-transfer-snes-to-pgpe.png" \
+        --at paper
+}
+
+mnist() {
+    local es=sweeps/repro-fashion-mnist mn=sweeps/repro-mnist t=sweeps/repro-transfer
+    say "MNIST (SNES): snr vs random-reinit, 3 seeds (finding 3's target curves)"
+    "$ES" sweep start --preset repro-mnist --jobs "$JOBS" --quiet
+    say "Fashion-MNIST -> MNIST transfer: the SNES snr tickets trained on MNIST by the same SNES, 3 seeds (finding 3)"
+    mkdir -p "$t"
+    for seed in 0 1 2; do  # a new task starts from its default options: the batch of the target grid again
+        run_or_resume "$t/fashion-mnist-snr-s$seed-to-mnist.h5" "$ES" transfer "$es/seed=${seed}__prune=snr.h5" \
+            --task mnist --task-option batch_size=256
+    done
+    "$ES" report "$t"/fashion-mnist-snr-s{0,1,2}-to-mnist.h5 "$mn" -o "$FIG/fashion-mnist-transfer-to-mnist.png" --at paper
+}
+
+STAGE_NAMES="pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe mnist pendulum-baselines"
 for stage in $STAGES; do  # every name checked before hours of work start
     case " $STAGE_NAMES " in
         *" $stage "*) ;;
@@ -100,6 +137,8 @@ for stage in $STAGES; do
         pendulum-baselines) pendulum_baselines ;;
         gd-fashion-mnist) gd_fashion_mnist ;;
         fashion-mnist-to-gd) fashion_mnist_to_gd ;;
+        fashion-mnist-pgpe) fashion_mnist_pgpe ;;
+        mnist) mnist ;;
         *) exit 2 ;;  # checked above
     esac
 done

@@ -81,6 +81,38 @@ def test_transfer_to_another_strategy_starts_from_its_own_hyperparameters(tmp_pa
     assert result.exit_code == 0, result.output
 
 
+def test_transfer_takes_the_new_strategy_and_task_options_given(tmp_path):
+    """SNES → PGPE and Fashion-MNIST → MNIST as the paper ran them need the target's tuned hyperparameters and
+    the batch size: --strategy-option / --task-option layer them over the new strategy's / task's defaults, and
+    over the source's own when the strategy or task stays."""
+    source = tmp_path / "src.h5"
+    Experiment.start(config.resolve({**TINY, "strategy": "snes", "strategy_options": {"temperature": 12.0}}),
+                     source).execute()
+    out = tmp_path / "t.h5"
+    result = invoke("transfer", source, "--strategy", "pgpe", "--strategy-option", "sigma_init=0.05",
+                    "--strategy-option", "sigma_rule=evosax-0.1.4", "--task-option", "episodes=2", "--out", out,
+                    "--quiet")
+    assert result.exit_code == 0, result.output
+    cfg = RunFile.open(out).config
+    assert cfg["strategy"] == "pgpe"
+    assert cfg["strategy_options"] == strategies.resolved_options("pgpe", {"sigma_init": 0.05,
+                                                                           "sigma_rule": "evosax-0.1.4"})
+    assert cfg["task_options"]["episodes"] == 2 and cfg["task"] == "CartPole-v1"
+    same = config.transfer_config(source, {"strategy_options": {"sigma_init": 0.3}}, prepare=False)
+    assert same.strategy_options["temperature"] == 12.0 and same.strategy_options["sigma_init"] == 0.3
+    ran = invoke("run", "--preset", "demo", "--strategy-option", "sigma_init=0.2", "--task-option", "episodes=1",
+                 "--iterations", "0", "--generations", "1", "--out", tmp_path / "r.h5", "--quiet")
+    assert ran.exit_code == 0, ran.output  # `esprune run` layers the same flags over its preset's options
+    cfg = RunFile.open(tmp_path / "r.h5").config
+    assert cfg["strategy_options"]["sigma_init"] == 0.2 and cfg["strategy_options"]["elite_ratio"] == 0.5
+    assert cfg["task_options"]["episodes"] == 1
+    one_line_error(invoke("transfer", source, "--strategy", "pgpe", "--strategy-option", "temperature=12",
+                          "--out", tmp_path / "u.h5", "--quiet"), "temperature")
+    one_line_error(invoke("transfer", source, "--task-option", "batch", "--out", tmp_path / "v.h5", "--quiet"),
+                   "--task-option takes KEY=VALUE")
+    assert not (tmp_path / "u.h5").exists() and not (tmp_path / "v.h5").exists()
+
+
 @pytest.mark.parametrize("bad", [["--backend", "cupy"], ["--seed", "99999999999"], ["--seed", "-1"],
                                  ["--seed", "4294967295"], ["--keep", "1e-9", "--iterations", "3"]])
 def test_overwrite_with_a_rejected_config_keeps_the_old_run(finished, bad):

@@ -175,3 +175,18 @@ def test_reproduction_grids_are_three_seeds_of_the_paper_preset_with_only_the_st
         mine = point.config.to_dict()
         differ = {k for k in mine if mine[k] != paper[k]}
         assert differ <= set(grid.get("base", {})), differ
+
+
+def test_reproduce_script_trains_transfers_with_the_target_grids_strategy_options():
+    """scripts/reproduce.sh gives the SNES → PGPE transfer its strategy options flag by flag (a new strategy starts
+    from its defaults): they must be the PGPE target grid's, or the transfer and its target curves differ in more
+    than the ticket."""
+    import re
+    from pathlib import Path
+
+    from cli import _key_values
+
+    script = (Path(__file__).parents[1] / "scripts" / "reproduce.sh").read_text()
+    block = re.search(r"PGPE_OPTIONS=\((.*?)\)", script, re.S).group(1)
+    given = _key_values(re.findall(r"--strategy-option (\S+)", block), "--strategy-option")
+    assert given == presets.get(grids.get("repro-pgpe-fashion-mnist")["preset"])["strategy_options"]
