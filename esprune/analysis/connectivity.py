@@ -89,20 +89,32 @@ def rows(results) -> list[dict]:
 
 
 def figure(results, out, plt) -> None:
-    fig, (ax_s, ax_l) = plt.subplots(1, 2, figsize=(10, 4))
-    for r in results:
+    fig, (ax_s, ax_l) = plt.subplots(1, 2, figsize=(10.5, 4), layout="constrained")  # room for a colour bar
+    # Many pairs (a whole IMP run): one colour per pair along a sequential map and a colour bar of the weights
+    # remaining, since a 21-entry legend hides the curves; a few pairs keep their legend.
+    many = len(results) > 6
+    cmap = plt.get_cmap("viridis")
+    for i, r in enumerate(results):
         name = f"{r['iteration_a']}↔{r['iteration_b']} (sparsity {r['sparsity_a']:.2f}/{r['sparsity_b']:.2f})"
-        ax_s.plot(r["alpha"], r["score"], marker="o", ms=2, label=name)
-        ax_l.plot(r["alpha"], r["loss"], marker="o", ms=2, label=name)
+        color = cmap(i / (len(results) - 1)) if many else None
+        ax_s.plot(r["alpha"], r["score"], marker="o", ms=2, label=name, color=color)
+        ax_l.plot(r["alpha"], r["loss"], marker="o", ms=2, label=name, color=color)
     ax_s.set_ylabel("test score")
     ax_l.set_ylabel("training loss")
     for ax in (ax_s, ax_l):
         ax.set_xlabel("α  (θ = (1−α)·θa + α·θb)")
         ax.grid(alpha=0.3)
-    ax_s.legend(fontsize=7)
+    if many:
+        ticks = np.linspace(0, 1, min(len(results), 6))
+        bar = fig.colorbar(plt.cm.ScalarMappable(cmap=cmap), ax=[ax_s, ax_l], ticks=ticks, pad=0.02)
+        picks = [results[round(t * (len(results) - 1))] for t in ticks]
+        bar.ax.set_yticklabels([f"{r['iteration_a']}↔{r['iteration_b']}: {100 * (1 - r['sparsity_a']):.3g}%"
+                                for r in picks], fontsize=7)
+        bar.set_label("pair (iterations): weights remaining of run A", fontsize=8)
+    else:
+        ax_s.legend(fontsize=7)
     first = results[0]
     fig.suptitle(f"{first['a'].rsplit('@', 1)[0]} ({first['trainer_a']}) ↔ {first['b'].rsplit('@', 1)[0]} "
                  f"({first['trainer_b']})", fontsize=9)
-    fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
