@@ -57,6 +57,11 @@ fashion_mnist() {
     "$ES" report "$d" -o "$FIG/fashion-mnist-tickets.png" --at paper
     say "Fashion-MNIST: the SNR study of seed 0's snr run (finding 5)"
     "$ES" snr "$d/seed=0__prune=snr.h5" --out "$FIG/fashion-mnist-snr"
+    say "Fashion-MNIST: the same tickets of seed 0 trained again with other SNES noise and batches (finding 4)"
+    local lmc=sweeps/repro-fashion-mnist-lmc/snr-seed0-init_trained-seed1.h5
+    mkdir -p sweeps/repro-fashion-mnist-lmc
+    run_or_resume "$lmc" "$ES" transfer "$d/seed=0__prune=snr.h5" --seed 1
+    "$ES" connect "$d/seed=0__prune=snr.h5" "$lmc" --out "$FIG/fashion-mnist-connect-same-init"
 }
 
 gd_fashion_mnist() {
