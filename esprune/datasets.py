@@ -82,7 +82,9 @@ def read_verified(name: str, filename: str, path: Path) -> np.ndarray:
 
 
 def load_split(name: str, split: str, data_dir=None) -> tuple[np.ndarray, np.ndarray]:
-    """(images (N, 28, 28) uint8, labels (N,) uint8) of ``split`` ("train" or "test"), verified."""
+    """(images (N, 28, 28) uint8, labels (N,) uint8) of ``split`` ("train" or "test"), verified. DataError when
+    a file is missing or damaged, or when ``data_dir`` is given but is not a directory."""
+    _check_data_dir(data_dir)
     out = []
     for filename in SPLITS[split]:
         path = locate(name, filename, data_dir)
@@ -91,6 +93,13 @@ def load_split(name: str, split: str, data_dir=None) -> tuple[np.ndarray, np.nda
             raise DataError(f"{name}: {filename} not found (looked in {where}); {how_to_get(name)}")
         out.append(read_verified(name, filename, path))
     return out[0], out[1]
+
+
+def _check_data_dir(data_dir) -> None:
+    """A data_dir the user gave must exist: a typo would otherwise fall through to the default places silently."""
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise DataError(f"{data_dir} is not a directory; give the folder that holds mnist/, fashion-mnist/, "
+                        "kmnist/ (or leave it out to search the default places)")
 
 
 def how_to_get(name: str) -> str:
@@ -106,9 +115,7 @@ def default_dir() -> Path:
 def check(data_dir=None) -> dict:
     """For every dataset file: where it was found, its ``status`` ("ok", "missing" or "bad") and, when bad,
     the ``reason`` (``esprune data check``). A ``data_dir`` that is not a directory raises DataError."""
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise DataError(f"{data_dir} is not a directory; give the folder that holds mnist/, fashion-mnist/, "
-                        "kmnist/ (or leave it out to search the default places)")
+    _check_data_dir(data_dir)
     report = {}
     for name in NAMES:
         for filename in manifest()[folder(name)]["files"]:

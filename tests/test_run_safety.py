@@ -385,6 +385,25 @@ def test_data_check_refuses_a_missing_directory_and_bad_files(tmp_path):
 
 
 @pytest.mark.data
+def test_a_data_dir_that_is_not_there_is_refused_even_when_the_data_is_found_elsewhere(data_dir, tmp_path,
+                                                                                       monkeypatch):
+    """A typo in task_options.data_dir must not fall through to $ESPRUNE_DATA silently (another copy of the
+    data, perhaps another version, would train without a word)."""
+    monkeypatch.setenv("ESPRUNE_DATA", str(data_dir))
+    result = invoke("run", "--task", "fashion_mnist", "--task-option", f"data_dir={tmp_path / 'typo'}",
+                    "--iterations", "0", "--generations", "1", "--out", tmp_path / "r.h5", "--quiet")
+    one_line_error(result, "not a directory")
+    assert not (tmp_path / "r.h5").exists()
+
+
+@pytest.mark.parametrize("task, option", [("CartPole-v1", "episodes=0"), ("blobs", "batch_size=0")])
+def test_a_bad_task_option_value_names_the_task(tmp_path, task, option):
+    line = one_line_error(invoke("run", "--task", task, "--task-option", option, "--iterations", "0",
+                                 "--generations", "1", "--out", tmp_path / "r.h5", "--quiet"))
+    assert line.startswith(f"Error: task {task}: ") and option.split("=")[0] in line
+
+
+@pytest.mark.data
 def test_data_fetch_replaces_a_corrupt_file(data_dir, tmp_path):
     (tmp_path / "mnist").mkdir()
     corrupt = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"

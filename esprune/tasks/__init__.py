@@ -23,7 +23,12 @@ def make(name: str, **options):
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ConfigError(f"task {name}: unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    return factory(**options)
+    try:
+        return factory(**options)
+    except ConfigError as err:  # a bad option value: say which task's option it is, as for unknown ones
+        if str(err).startswith(f"task {name}") or str(err).startswith(name):
+            raise
+        raise type(err)(f"task {name}: {err}") from None
 
 
 def options_of(name: str) -> dict:
