@@ -177,6 +177,29 @@ def list_presets(as_json):
                "from the README's Performance figures; on a machine shared with other jobs expect several times more")
 
 
+# The config's option tables as repeatable KEY=VALUE flags: (flag, config table, what it sets, examples).
+_OPTION_TABLES = (("gd", "An option of the GD trainer", "e.g. epochs=2, lr=3e-4, batch_size=128; PPO: "
+                                                         "timesteps=200000, n_envs=8, target=475"),
+                  ("strategy", "An option of the evolution strategy", "e.g. sigma_init=0.05 (see `esprune strategies`)"),
+                  ("task", "An option of the task", "e.g. batch_size=256 (see `esprune tasks`)"))
+
+
+def _option_tables(over: str):
+    """The --gd-option, --strategy-option and --task-option flags of a command, each layered ``over`` ..."""
+    def apply(command):
+        for flag, what, examples in reversed(_OPTION_TABLES):
+            command = click.option(f"--{flag}-option", f"{flag}_option", multiple=True, metavar="KEY=VALUE",
+                                   help=f"{what} (repeatable), {over}; {examples}.")(command)
+        return command
+    return apply
+
+
+def _parse_option_tables(flags: dict) -> None:
+    """The flags of ``_option_tables`` parsed into the config's tables (``gd_options``, ...; None when not given)."""
+    for flag, _, _ in _OPTION_TABLES:
+        flags[f"{flag}_options"] = _key_values(flags.pop(f"{flag}_option"), f"--{flag}-option") or None
+
+
 @cli.command()
 @click.argument("config_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--preset", help="Start from a named config (see `esprune presets`); the file and flags override it.")
@@ -189,15 +212,7 @@ def list_presets(as_json):
 @click.option("--trainer", type=click.Choice(["es", "gd"]),
               help="Who trains each ticket: es (default) or gd, gradient descent (Adam on classification, PPO on "
                    "control); gd runs cannot prune by snr.")
-@click.option("--gd-option", "gd_option", multiple=True, metavar="KEY=VALUE",
-              help="An option of the GD trainer (repeatable), e.g. epochs=2, lr=3e-4, batch_size=128; PPO: "
-                   "timesteps=200000, n_envs=8, target=475.")
-@click.option("--strategy-option", "strategy_option", multiple=True, metavar="KEY=VALUE",
-              help="An option of the evolution strategy (repeatable), over the preset's and the file's, e.g. "
-                   "sigma_init=0.05 (see `esprune strategies`).")
-@click.option("--task-option", "task_option", multiple=True, metavar="KEY=VALUE",
-              help="An option of the task (repeatable), over the preset's and the file's, e.g. batch_size=256 "
-                   "(see `esprune tasks`).")
+@_option_tables("over the preset's and the file's")
 @click.option("--iterations", type=int, help="Prunings after the dense iteration 0: N trains N + 1 tickets, "
                                              "iterations 0..N (default 20).")
 @click.option("--keep", type=float, help="Fraction of active weights kept per iteration (default 0.8).")
@@ -221,8 +236,7 @@ def run(config_file, preset, out, overwrite, quiet, **flags):
     from esprune.report import iterations_text, setting
 
     _check_out(out)
-    for flag in ("gd", "strategy", "task"):
-        flags[f"{flag}_options"] = _key_values(flags.pop(f"{flag}_option"), f"--{flag}-option") or None
+    _parse_option_tables(flags)
     layers = [presets.get(preset) if preset else {}, config.load_toml(config_file) if config_file else {}, flags]
     cfg = config.resolve(*layers)
     out = out or config.default_path(cfg, preset)
@@ -248,13 +262,7 @@ def _check_out(out):
 @click.option("--task", help="Train on this task instead (same network shape, e.g. fashion_mnist → mnist).")
 @click.option("--strategy", help="Train with this evolution strategy instead.")
 @click.option("--trainer", type=click.Choice(["es", "gd"]), help="es or gd (gradient descent).")
-@click.option("--gd-option", "gd_option", multiple=True, metavar="KEY=VALUE", help="A GD trainer option (repeatable).")
-@click.option("--strategy-option", "strategy_option", multiple=True, metavar="KEY=VALUE",
-              help="An option of the evolution strategy (repeatable), over the source's (same strategy) or the new "
-                   "strategy's defaults (--strategy), e.g. sigma_init=0.05 (see `esprune strategies`).")
-@click.option("--task-option", "task_option", multiple=True, metavar="KEY=VALUE",
-              help="An option of the task (repeatable), over the source's (same task) or the new task's defaults "
-                   "(--task), e.g. batch_size=256 (see `esprune tasks`).")
+@_option_tables("over the source's (after a new --strategy or --task: over its defaults)")
 @click.option("--iterations", type=int, help="Transfer tickets 0..N only, N + 1 tickets (default: as many as the "
                                              "source has).")
 @click.option("--generations", type=int, help="ES generations per ticket.")
@@ -276,8 +284,7 @@ def transfer(source, out, overwrite, quiet, **flags):
     from esprune.report import setting
 
     _check_out(out)
-    for flag in ("gd", "strategy", "task"):
-        flags[f"{flag}_options"] = _key_values(flags.pop(f"{flag}_option"), f"--{flag}-option") or None
+    _parse_option_tables(flags)
     cfg = config.transfer_config(source, flags)
     exp = Experiment.start(cfg, out, overwrite=overwrite)
     click.echo(f"esprune transfer: {source} → {setting(cfg)} → {out}", err=True)
