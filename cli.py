@@ -239,6 +239,7 @@ def run(config_file, preset, out, overwrite, quiet, **flags):
     _parse_option_tables(flags)
     layers = [presets.get(preset) if preset else {}, config.load_toml(config_file) if config_file else {}, flags]
     cfg = config.resolve(*layers)
+    config.check_es_flags(cfg.trainer, flags)
     out = out or config.default_path(cfg, preset)
     if distributed.world_size() > 1:  # mpiexec -n R esprune run ...: the population split over the ranks
         exp = distributed.start(cfg, out, overwrite=overwrite)

@@ -327,6 +327,17 @@ def default_path(cfg: RunConfig, preset: str | None = None) -> str:
     return f"runs/{preset or cfg.task}-{cfg.prune}{trainer}-s{cfg.seed}.h5"
 
 
+def check_es_flags(trainer: str, flags: dict) -> None:
+    """ConfigError when command-line ``flags`` (config keys, None = not given) set the evolution strategy of a
+    run that ``trainer`` "gd" trains by gradient descent: stored, they would claim a setting that never ran."""
+    es_only = [flag for key, flag in (("strategy", "--strategy"), ("strategy_options", "--strategy-option"),
+                                      ("generations", "--generations"), ("popsize", "--popsize"))
+               if flags.get(key) is not None]
+    if trainer == "gd" and es_only:
+        raise ConfigError(f"{', '.join(es_only)} set the evolution strategy, which gradient descent (trainer gd) "
+                          "does not use; leave them out, or train by ES (--trainer es)")
+
+
 def transfer_config(source, changes: dict, prepare: bool = True) -> RunConfig:
     """The config of a transfer run: the source run's config with ``changes`` (None values are kept from the
     source) and ``tickets_from = source``; every ticket of the source unless ``iterations`` is given.
@@ -346,6 +357,14 @@ def transfer_config(source, changes: dict, prepare: bool = True) -> RunConfig:
         base["strategy_options"] = {}
     if changes.get("trainer") == "gd" and base.get("prune") == "snr":
         base["prune"] = "magnitude"
+    if changes.get("trainer") == "es" and base.get("trainer") == "gd":  # the source's GD options mean nothing now
+        base["gd_options"] = {}
+    check_es_flags(changes.get("trainer") or base.get("trainer", "es"), changes)
+    available = run.tickets()
     if changes.get("iterations") is None:
-        changes["iterations"] = run.tickets() - 1
+        if not run.finished:  # a run still going (or stopped) has fewer tickets now than it will have
+            raise ConfigError(f"{source} is unfinished: it has tickets 0..{available - 1} of 0..{base['iterations']} "
+                              f"so far; finish it first (`esprune resume {source}`), or transfer the tickets it has "
+                              f"with --iterations {available - 1}")
+        changes["iterations"] = available - 1
     return resolve(base, changes, {"tickets_from": str(source)}, prepare=prepare)

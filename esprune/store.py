@@ -169,7 +169,7 @@ class RunFile:
 
         def write(f):
             f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, esprune_version=__version__,
-                           config=json.dumps(config, sort_keys=True), param_spec=spec_to_json(spec),
+                           config=_dumps_config(config, run.path), param_spec=spec_to_json(spec),
                            created=time.strftime("%Y-%m-%dT%H:%M:%S"), run_id=run_id)
             f.create_dataset("summary", shape=(0,), maxshape=(None,), dtype=np.dtype(list(SUMMARY_FIELDS)))
             f.create_group("iterations")
@@ -276,7 +276,7 @@ class RunFile:
         spec = self.spec
 
         def write(f):
-            f.attrs["config"] = json.dumps(config, sort_keys=True)
+            f.attrs["config"] = _dumps_config(config, self.path)
             if ticket is not None:
                 _write_ticket(f, spec, k, ticket)
 
@@ -295,7 +295,10 @@ class RunFile:
     @property
     def config(self) -> dict:
         """The stored config as a plain dict (keys added after a file was written take their old values)."""
-        return {**_config.LATER_KEYS, **self._read(lambda f: json.loads(f.attrs["config"]))}
+        cfg = {**_config.LATER_KEYS, **self._read(lambda f: json.loads(f.attrs["config"]))}
+        if cfg.get("tickets_from"):
+            cfg["tickets_from"] = _source_from_here(cfg["tickets_from"], self.path)
+        return cfg
 
     @property
     def spec(self) -> ParamSpec:
@@ -530,3 +533,25 @@ def _held_by_another(err: OSError) -> bool:
     """HDF5 refuses to open a file another process holds open for writing (its file locking, errno 11)."""
     text = str(err)
     return "unable to lock file" in text or "errno = 11" in text or err.errno == errno.EAGAIN
+
+
+# ---------------------------------------------------------------------------------------------- transfer sources
+# A transfer's source (config key ``tickets_from``) is stored relative to the transfer's own directory, so the
+# pair of files can be read (report, resume, show --config) from any working directory and moved together.
+def _dumps_config(config: dict, path: Path) -> str:
+    if config.get("tickets_from"):
+        source = os.path.relpath(os.path.abspath(config["tickets_from"]), path.parent)
+        config = {**config, "tickets_from": source}
+    return json.dumps(config, sort_keys=True)
+
+
+def _source_from_here(stored: str, path: Path) -> str:
+    """The stored source path as one that opens from the working directory. Files written before sources were
+    stored relative to the run file hold a path relative to the directory they were made in: kept when the
+    run-relative reading does not exist and that one does."""
+    beside = path.parent / stored
+    if os.path.isabs(stored) or (not beside.exists() and Path(stored).exists()):
+        return stored
+    here = os.path.relpath(beside)  # as short as the user would type it, when it lies below the working directory
+    return os.path.abspath(beside) if here.startswith("..") else here
+

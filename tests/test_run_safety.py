@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -111,6 +112,57 @@ def test_transfer_takes_the_new_strategy_and_task_options_given(tmp_path):
     one_line_error(invoke("transfer", source, "--task-option", "batch", "--out", tmp_path / "v.h5", "--quiet"),
                    "--task-option takes KEY=VALUE")
     assert not (tmp_path / "u.h5").exists() and not (tmp_path / "v.h5").exists()
+
+
+def test_transfer_of_an_unfinished_source_takes_only_the_tickets_asked_for(tmp_path):
+    """A source still running (or stopped) has fewer tickets now than it will have: a transfer of "all" of them
+    would silently be short and look finished, so it is refused unless --iterations names the ones it has."""
+    source = tmp_path / "src.h5"
+    exp = Experiment.start(config.resolve({**TINY, "iterations": 2}), source)
+    exp.run.unlock(remove=True)  # made, not trained: ticket 0 only
+    one_line_error(invoke("transfer", source, "--out", tmp_path / "t.h5", "--quiet"), "unfinished")
+    assert not (tmp_path / "t.h5").exists()
+    result = invoke("transfer", source, "--iterations", "0", "--out", tmp_path / "t.h5", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert RunFile.open(tmp_path / "t.h5").finished and RunFile.open(tmp_path / "t.h5").config["iterations"] == 0
+
+
+def test_transfer_source_is_found_from_any_directory_and_when_both_files_move(tmp_path, monkeypatch):
+    """tickets_from is stored relative to the transfer's own file: resume, show --config and report work from
+    another working directory, and after the two folders move together."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path)
+    Experiment.start(config.resolve(TINY), "a/src.h5").execute()
+    result = invoke("transfer", "a/src.h5", "--iterations", "0", "--out", "b/t.h5", "--quiet")
+    assert result.exit_code == 0, result.output
+    moved = tmp_path / "moved"
+    shutil.copytree(tmp_path / "a", moved / "a")
+    shutil.copytree(tmp_path / "b", moved / "b")
+    monkeypatch.chdir(tmp_path / "a")  # elsewhere, and the originals still there: the moved pair reads its own
+    assert os.path.samefile(RunFile.open(moved / "b" / "t.h5").config["tickets_from"], moved / "a" / "src.h5")
+    result = invoke("resume", moved / "b" / "t.h5", "--iterations", "1", "--quiet")
+    assert result.exit_code == 0, result.output
+    from esprune import report
+
+    assert report.label(RunFile.open(moved / "b" / "t.h5").config, set()) == "snr tickets of sep_cma_es → sep_cma_es"
+
+
+def test_gradient_descent_runs_refuse_evolution_strategy_flags_and_transfer_back_to_es(tmp_path):
+    gd_run = tmp_path / "gd.h5"
+    blobs = {"task": "blobs", "task_options": {"n_train": 128, "n_test": 32, "size": 12, "batch_size": 16},
+             "trainer": "gd", "prune": "magnitude", "iterations": 1, "gd_options": {"epochs": 1}}
+    Experiment.start(config.resolve(blobs), gd_run).execute()
+    for flags in (["--strategy", "pgpe"], ["--strategy-option", "sigma_init=0.1"], ["--popsize", "8"],
+                  ["--generations", "3"]):
+        one_line_error(invoke("transfer", gd_run, *flags, "--out", tmp_path / "x.h5", "--quiet"), flags[0])
+    one_line_error(invoke("run", "--task", "CartPole-v1", "--trainer", "gd", "--prune", "magnitude", "--popsize",
+                          "8", "--out", tmp_path / "x.h5", "--quiet"), "--popsize")
+    assert not (tmp_path / "x.h5").exists()
+    result = invoke("transfer", gd_run, "--trainer", "es", "--generations", "2", "--popsize", "4",
+                    "--out", tmp_path / "es.h5", "--quiet")  # the source's GD options are dropped, not an error
+    assert result.exit_code == 0, result.output
+    assert RunFile.open(tmp_path / "es.h5").config["gd_options"] == {}
 
 
 @pytest.mark.parametrize("bad", [["--backend", "cupy"], ["--seed", "99999999999"], ["--seed", "-1"],
