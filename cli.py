@@ -167,12 +167,13 @@ def list_presets(as_json):
     if as_json:
         click.echo(json.dumps(table, indent=2))
         return
+    width = max(map(len, table))  # the longest name (fashion-mnist-pgpe) sets the column
     for name, entry in table.items():
         c = entry["cost"]
         budget = (f"{c['generations'] // c['tickets']} generations × {c['tickets']} tickets = {c['generations']:,}"
                   if c["generations"] is not None else f"{c['tickets']} tickets")
         wall = f"{c['how']} {costs.clock(c['seconds'])} on 2 cores" if c["seconds"] is not None else c["how"]
-        click.echo(f"{name:<17} {entry['about']}\n{'':<17} cost: {budget}; {wall}")
+        click.echo(f"{name:<{width}} {entry['about']}\n{'':<{width}} cost: {budget}; {wall}")
     click.echo("estimates: full-length control episodes (CartPole's end early until the policy balances), unit costs "
                "from the README's Performance figures; on a machine shared with other jobs expect several times more")
 
@@ -320,14 +321,16 @@ def resume(run_file, iterations, quiet):
     from esprune.imp import Experiment
 
     from esprune import report
-    from esprune.report import iterations_text, table
+    from esprune.report import iterations_text, table, tickets_text
 
     if distributed.world_size() > 1:
         exp = distributed.resume(run_file, iterations)
     else:
         exp = Experiment.resume(run_file, iterations)
     if iterations is not None and getattr(exp, "is_root", True) and not exp.finished:
-        click.echo(f"esprune resume: {run_file} · {iterations_text(exp.K)}", err=True)
+        source = exp.cfg.tickets_from  # a transfer run prunes nothing: it trains its source's tickets
+        what = tickets_text(exp.K, source) if source is not None else iterations_text(exp.K)
+        click.echo(f"esprune resume: {run_file} · {what}", err=True)
     if exp.finished:  # said before any lock is taken: a finished run needs no writer
         if getattr(exp, "is_root", True):
             click.echo(f"{run_file} is already finished; nothing to do.", err=True)
@@ -520,8 +523,8 @@ def report(run_files, out, metric, band_kind, at):
     ticket is disconnected in some seed. Over two or more tasks, a last panel shows the paper's aggregate: each
     task's curves min–max normalised, then each method (ticket maker, ES or GD) averaged over the tasks.
     """
-    from esprune.outputs import FIGURE_FORMATS, check_writable
-    from esprune.report_grid import PAPER_REMAINING, text_table
+    from esprune.outputs import FIGURE_FORMATS, check_all, check_writable
+    from esprune.report_grid import PAPER_REMAINING, table_paths, text_table
     from esprune.report_grid import report as _report
 
     points = None
@@ -534,6 +537,7 @@ def report(run_files, out, metric, band_kind, at):
         if not all(0 < p <= 100 for p in points):
             raise click.BadParameter("percentages must lie in (0, 100]", param_hint="--at")
     check_writable(out, FIGURE_FORMATS, "figure")
+    check_all(table_paths(out), "table")
     result = _report(run_files, out, metric, warn=lambda line: click.echo(line, err=True), band_kind=band_kind)
     click.echo(text_table(result["curves"], points))
     click.echo(f"wrote {out}, {result['json']}, {result['csv']}: " + ", ".join(
@@ -661,29 +665,57 @@ def sweep_presets(as_json):
     if as_json:
         click.echo(json.dumps({name: grid for name, (_, grid) in grids.GRIDS.items()}, indent=2))
         return
+    width = max(map(len, grids.GRIDS))  # the longest name (repro-pgpe-fashion-mnist) sets the column
     for name, (about, _) in grids.GRIDS.items():
-        click.echo(f"{name:<20} {about}")
+        click.echo(f"{name:<{width}} {about}")
 
 
 # ---------------------------------------------------------------------------------------------- analyses
+def _analysis_prefix(prefix, run_file, analysis):
+    """--out of an analysis (default: beside RUN_FILE, named after the analysis), with PREFIX.json and PREFIX.png
+    checked before the work starts (missing directories are made, as the analyses always did)."""
+    from esprune.analysis import output
+    from esprune.outputs import check_all
+
+    prefix = prefix or output.default_prefix(run_file, analysis)
+    check_all([f"{prefix}.json", f"{prefix}.png"], f"{analysis} output", make_dirs=True)
+    return prefix
+
+
+def _each(items, label, show):
+    """The items of an analysis one at a time: under a progress bar in a terminal; sent to a file or pipe, a line
+    "LABEL i/n: SHOW(ITEM) done" on stderr as each is done (click's bar would print only its bare label there,
+    once, even before an error line)."""
+    if _interactive(sys.stderr):
+        with click.progressbar(items, label=label, file=sys.stderr, item_show_func=lambda x: x and show(x)) as bar:
+            yield from bar
+        return
+    for i, item in enumerate(items, 1):
+        yield item  # the caller's work on it runs here
+        click.echo(f"{label} {i}/{len(items)}: {show(item)} done", err=True)
+
+
 def _write_outputs(result, prefix, draw, what):
     """The numbers to PREFIX.json and, with the plot extra, the figure to PREFIX.png."""
     from esprune.analysis import output
+    from esprune.outputs import writing
 
-    path = output.write_json(result, prefix)
-    plt = output.pyplot()
-    if plt is None:
-        click.echo(f"wrote {path} (no figure: install the plot extra, pip install 'esprune[plot]')", err=True)
-        return
-    draw(f"{prefix}.png", plt)
+    with writing():
+        path = output.write_json(result, prefix)
+        plt = output.pyplot()
+        if plt is None:
+            click.echo(f"wrote {path} (no figure: install the plot extra, pip install 'esprune[plot]')", err=True)
+            return
+        draw(f"{prefix}.png", plt)
     click.echo(f"wrote {path} and {prefix}.png ({what})", err=True)
 
 
 @cli.command()
 @click.argument("run_a", type=click.Path(dir_okay=False))
 @click.argument("run_b", required=False, type=click.Path(dir_okay=False))
-@click.option("--iteration", type=int, help="Compare the two runs at this iteration only (default: every common one).")
-@click.option("--consecutive", is_flag=True, help="Compare consecutive iterations k, k+1 of RUN_A.")
+@click.option("--iteration", type=int, help="Compare the two runs at this iteration only (default: every common one); "
+                                            "not with --consecutive.")
+@click.option("--consecutive", is_flag=True, help="Compare consecutive iterations k, k+1 of RUN_A (not with --iteration).")
 @click.option("--points", default=25, show_default=True, type=click.IntRange(3), help="α grid points on [0, 1].")
 @click.option("--out", "prefix", type=click.Path(dir_okay=False),
               help="Write PREFIX.json and PREFIX.png (default: RUN_A's name + '-connect').")
@@ -699,12 +731,10 @@ def connect(run_a, run_b, iteration, consecutive, points, prefix, backend):
     from esprune.analysis import connectivity, output
 
     pairs = connectivity.pairs(run_a, run_b, iteration, consecutive)
-    results = []
-    with click.progressbar(pairs, label="connect", file=sys.stderr) as bar:
-        for a, b in bar:
-            results.append(connectivity.connect(a, b, points, backend))
+    prefix = _analysis_prefix(prefix, run_a, "connect")
+    results = [connectivity.connect(a, b, points, backend)
+               for a, b in _each(pairs, "connect", lambda p: f"{p[0].label} ↔ {p[1].label}")]
     click.echo(output.table(connectivity.rows(results), connectivity.COLUMNS))
-    prefix = prefix or output.default_prefix(run_a, "connect")
     _write_outputs({"pairs": results}, prefix, lambda out, plt: connectivity.figure(results, out, plt),
                    "score and loss along each path")
 
@@ -739,16 +769,13 @@ def flatness(run_files, iterations, top_k, probes, batch, samples, prefix, backe
         if not finished_iterations(path):
             raise UsageError(f"{path} has no finished iteration yet; continue it with `esprune resume {path}`")
     jobs = [(path, k) for path in run_files for k in (iterations or finished_iterations(path))]
-    results = []
-    with click.progressbar(jobs, label="flatness", file=sys.stderr,
-                           item_show_func=lambda j: j and f"{j[0]}@{j[1]}") as bar:
-        for path, k in bar:
-            results.append(_flatness.analyze(load(path, k), top_k, probes, batch, samples=samples, backend=backend))
+    prefix = _analysis_prefix(prefix, run_files[0], "flatness")
+    results = [_flatness.analyze(load(path, k), top_k, probes, batch, samples=samples, backend=backend)
+               for path, k in _each(jobs, "flatness", lambda j: f"{j[0]}@{j[1]}")]
     click.echo(output.table(_flatness.rows(results), _flatness.columns(results)))
     notes = {r.get("note") for r in results} - {None}
     for note in notes:
         click.echo(note, err=True)
-    prefix = prefix or output.default_prefix(run_files[0], "flatness")
     _write_outputs({"solutions": results}, prefix, lambda out, plt: _flatness.figure(results, out, plt),
                    "top eigenvalue vs sparsity, sharpness profiles")
 
@@ -763,10 +790,12 @@ def snr_study(run_file, prefix):
     the SNR distribution of kept and pruned weights."""
     from esprune.analysis import output
     from esprune.analysis import snr as _snr
+    from esprune.analysis.solutions import finished_iterations
 
+    finished_iterations(run_file)  # a missing or foreign run file is named before the output is checked
+    prefix = _analysis_prefix(prefix, run_file, "snr")
     results = _snr.study(run_file)
     click.echo(output.table(results, _snr.COLUMNS))
-    prefix = prefix or output.default_prefix(run_file, "snr")
     _write_outputs({"run": run_file, "iterations": results}, prefix,
                    lambda out, plt: _snr.figure(results, out, plt), "overlap per iteration, SNR histograms")
 
@@ -982,9 +1011,10 @@ def _emit_compared(result, render, as_json, out, compare_to, old=None):
     """Print (table or JSON) and write the result; with an old file (``old``: its contents, read before the
     run), also the comparison (under "compare")."""
     from esprune.bench import compare
+    from esprune.outputs import writing
 
     if out:
-        with open(out, "w") as fh:
+        with writing("benchmark result"), open(out, "w") as fh:
             fh.write(json.dumps(result, indent=2) + "\n")
     compared = compare.compare(result, old) if old is not None else None
     if as_json:

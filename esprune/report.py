@@ -61,6 +61,12 @@ def iterations_text(K: int) -> str:
     return f"iterations 0..{K} (dense + {K} pruning{'s' if K != 1 else ''}: {K + 1} trained ticket{'s' * (K != 0)})"
 
 
+def tickets_text(K: int, source) -> str:
+    """What ``iterations = K`` means in a transfer run (config key ``tickets_from``): no pruning, iteration k
+    trains ticket k of the run file ``source``."""
+    return f"tickets 0..{K} of {source} ({K + 1} trained ticket{'s' * (K != 0)}, no pruning)"
+
+
 def _align(cells: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells)

@@ -17,6 +17,7 @@ import numpy as np
 
 from .config import OPTION_TABLES as _OPTION_TABLES
 from .errors import UserError
+from .outputs import writing
 from .report import BANDS, band, label, trainer
 from .store import RunFile
 
@@ -148,11 +149,16 @@ def aggregate(curves_: list[dict]) -> dict:
     return out
 
 
+def table_paths(out) -> tuple[Path, Path]:
+    """Where the tables of a report whose figure is ``out`` go: ``report.png`` → ``report.json``, ``report.csv``."""
+    out = Path(out)
+    return out.with_suffix(".json"), out.with_suffix(".csv")
+
+
 def write_tables(curves_, agg, prefix) -> tuple[Path, Path]:
     """PREFIX.json ({metric curves, aggregate}) and PREFIX.csv (one row per curve and iteration; the
     aggregate's rows have task "aggregate" and its normalised value as the mean)."""
-    prefix = Path(prefix)
-    js, cs = prefix.with_suffix(".json"), prefix.with_suffix(".csv")
+    js, cs = table_paths(prefix)
     clean = lambda v: None if isinstance(v, float) and v != v else v  # noqa: E731  strict JSON: NaN → null
     js.write_text(json.dumps({"se": "standard error s/sqrt(n), s with ddof 1",
                               "curves": [{k: ([clean(x) for x in v] if isinstance(v, list) else v)
@@ -238,11 +244,13 @@ def _effective_marks(ax, c, x, mean, color) -> list[str]:
 
 def report(paths, out, metric: str = "test", warn=print, band_kind: str = "se") -> dict:
     """Collect, group, write OUT (figure), OUT's .json and .csv; returns {curves, aggregate, json, csv}.
-    ``band_kind``: the band drawn over the seeds, "se" (mean ± SE, the paper's) or "minmax"."""
+    ``band_kind``: the band drawn over the seeds, "se" (mean ± SE, the paper's) or "minmax". A write that fails
+    raises OutputError (check the paths first: ``outputs.check_all([out, *table_paths(out)])``)."""
     cs = curves(collect(paths, warn), metric, warn, band_kind)
     agg = aggregate(cs)
-    js, table = write_tables(cs, agg, out)
-    figure(cs, agg, out, metric)
+    with writing("report"):
+        js, table = write_tables(cs, agg, out)
+        figure(cs, agg, out, metric)
     return {"curves": cs, "aggregate": agg, "json": str(js), "csv": str(table)}
 
 

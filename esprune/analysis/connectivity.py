@@ -56,11 +56,14 @@ def connect(a: Solution, b: Solution, points: int = 25, backend: str = "numba") 
 
 def pairs(run_a, run_b=None, iteration: int | None = None, consecutive: bool = False):
     """The solution pairs to connect: consecutive iterations of one run, or two runs at one or every common
-    iteration."""
+    iteration. Raises UserError for a missing partner, a second run or an ``iteration`` with ``consecutive``."""
     for path in (run_a, run_b):
         if path is not None:
             finished_iterations(path)  # a missing or foreign file is named before anything else
     if consecutive:
+        if iteration is not None:
+            raise UserError("--iteration and --consecutive exclude each other: --consecutive pairs every finished "
+                            "iteration k with k + 1; --iteration K picks one iteration of two runs")
         if run_b is not None:
             raise UserError("--consecutive compares the iterations of one run; give one run file")
         done = finished_iterations(run_a)
@@ -88,15 +91,32 @@ def rows(results) -> list[dict]:
              "score_mid": float(np.interp(0.5, r["alpha"], r["score"]))} for r in results]
 
 
+def colour_key(n: int, cmap, most: int = 8):
+    """Colours for ``n`` pairs along ``cmap`` and a discrete colour bar naming them: pair i's line colour is
+    ``cmap(i / (n − 1))``; the bar (``bar_cmap`` under ``norm``) has one band per pair, [i − ½, i + ½), in that
+    pair's colour, and its ticks sit at the centres i of at most ``most`` evenly spread pairs, the first and the
+    last among them, so each tick's label names the pair whose colour it sits on.
+
+    Returns ``(colours, bar_cmap, norm, ticks)``: colours (n, 4) RGBA floats, a ListedColormap, a BoundaryNorm
+    and the labelled pair indices (int array, ascending)."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    colours = cmap(np.linspace(0.0, 1.0, n))
+    norm = BoundaryNorm(np.arange(n + 1) - 0.5, n)
+    ticks = np.unique(np.round(np.linspace(0, n - 1, min(n, most))).astype(int))
+    return colours, ListedColormap(colours), norm, ticks
+
+
 def figure(results, out, plt) -> None:
     fig, (ax_s, ax_l) = plt.subplots(1, 2, figsize=(10.5, 4), layout="constrained")  # room for a colour bar
-    # Many pairs (a whole IMP run): one colour per pair along a sequential map and a colour bar of the weights
-    # remaining, since a 21-entry legend hides the curves; a few pairs keep their legend.
+    # Many pairs (a whole IMP run): one colour per pair along a sequential map and a colour bar with a band per
+    # pair, since a 21-entry legend hides the curves; a few pairs keep their legend.
     many = len(results) > 6
-    cmap = plt.get_cmap("viridis")
+    if many:
+        colours, bar_cmap, norm, ticks = colour_key(len(results), plt.get_cmap("viridis"))
     for i, r in enumerate(results):
         name = f"{r['iteration_a']}↔{r['iteration_b']} (sparsity {r['sparsity_a']:.2f}/{r['sparsity_b']:.2f})"
-        color = cmap(i / (len(results) - 1)) if many else None
+        color = colours[i] if many else None
         ax_s.plot(r["alpha"], r["score"], marker="o", ms=2, label=name, color=color)
         ax_l.plot(r["alpha"], r["loss"], marker="o", ms=2, label=name, color=color)
     ax_s.set_ylabel("test score")
@@ -105,11 +125,10 @@ def figure(results, out, plt) -> None:
         ax.set_xlabel("α  (θ = (1−α)·θa + α·θb)")
         ax.grid(alpha=0.3)
     if many:
-        ticks = np.linspace(0, 1, min(len(results), 6))
-        bar = fig.colorbar(plt.cm.ScalarMappable(cmap=cmap), ax=[ax_s, ax_l], ticks=ticks, pad=0.02)
-        picks = [results[round(t * (len(results) - 1))] for t in ticks]
-        bar.ax.set_yticklabels([f"{r['iteration_a']}↔{r['iteration_b']}: {100 * (1 - r['sparsity_a']):.3g}%"
-                                for r in picks], fontsize=7)
+        bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=bar_cmap), ax=[ax_s, ax_l], ticks=ticks, pad=0.02)
+        bar.ax.set_yticklabels([f"{results[k]['iteration_a']}↔{results[k]['iteration_b']}: "
+                                f"{100 * (1 - results[k]['sparsity_a']):.3g}%" for k in ticks], fontsize=7)
+        bar.ax.minorticks_off()
         bar.set_label("pair (iterations): weights remaining of run A", fontsize=8)
     else:
         ax_s.legend(fontsize=7)
