@@ -677,7 +677,9 @@ def _analysis_prefix(prefix, run_file, analysis):
     from esprune.analysis import output
     from esprune.outputs import check_all
 
-    prefix = prefix or output.default_prefix(run_file, analysis)
+    prefix = str(prefix or output.default_prefix(run_file, analysis))
+    for suffix in (".json", ".png"):  # --out res.json means the prefix res, not res.json.json and res.json.png
+        prefix = prefix[:-len(suffix)] if prefix.endswith(suffix) else prefix
     check_all([f"{prefix}.json", f"{prefix}.png"], f"{analysis} output", make_dirs=True)
     return prefix
 

@@ -172,3 +172,10 @@ def test_resuming_a_transfer_run_says_whose_tickets_it_trains(runs, tmp_path):
     assert result.exit_code == 0, result.output
     first = result.stderr.splitlines()[0]
     assert first == f"esprune resume: {moved} · tickets 0..1 of {source} (2 trained tickets, no pruning)", first
+
+
+def test_an_analysis_out_named_like_its_json_is_taken_as_the_prefix(runs, tmp_path):
+    """`--out res.json` writes res.json (and res.png), not res.json.json."""
+    result = invoke("snr", runs[0], "--out", tmp_path / "res.json")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "res.json").is_file() and not (tmp_path / "res.json.json").exists()
