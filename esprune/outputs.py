@@ -26,6 +26,8 @@ def check_writable(path, formats: tuple[str, ...] | None = None, what: str = "ou
         raise OutputError(f"{path}: unknown {what} format {path.suffix or '(no extension)'!r}; "
                           f"use one of {', '.join(formats)}")
     parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"cannot write {path}: {parent} is a file, not a directory")
     if not parent.is_dir():
         raise OutputError(f"cannot write {path}: directory {parent} does not exist (create it first)")
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):

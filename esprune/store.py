@@ -155,6 +155,8 @@ class RunFile:
             raise RunFileError(f"{run.name} already exists; continue it with `esprune resume {run.name}`, "
                                "or pass --overwrite to start again")
         parent = _existing_parent(run.path)
+        if not parent.is_dir():
+            raise RunFileError(f"cannot write {run.name}: {parent} is a file, not a directory; choose another --out")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise RunFileError(f"cannot write in {parent} (permission denied); choose another --out")
         return run

@@ -610,3 +610,22 @@ def test_other_value_errors_are_not_taken_for_memory(tmp_path, monkeypatch):
     monkeypatch.setattr(ControlTask, "evaluate", lambda *a, **k: np.zeros(2).reshape(3))
     result = invoke("run", *FLAGS, "--out", tmp_path / "r.h5")
     assert result.exit_code == 1 and isinstance(result.exception, ValueError)
+
+
+# ---------------------------------------------------------------------------------------------- wording
+def test_a_transfer_to_another_network_names_the_network_the_options_make(finished, tmp_path):
+    path, _ = finished
+    line = one_line_error(invoke("transfer", path, "--task-option", "hidden=[64]", "--out", tmp_path / "z.h5"))
+    assert "default" not in line and "hidden=[64]" in line and "MLP(4→64→2" in line
+    assert "weights 4×64, 64×64, 64×2" in line and not (tmp_path / "z.h5").exists()
+
+
+def test_an_output_path_under_a_regular_file_says_so(finished, tmp_path):
+    path, _ = finished
+    (tmp_path / "notes.txt").write_text("mine")
+    for out in (tmp_path / "notes.txt" / "x.h5", tmp_path / "notes.txt" / "sub" / "x.h5"):
+        line = one_line_error(invoke("run", *FLAGS, "--out", out))
+        assert "notes.txt is a file, not a directory" in line and "permission" not in line
+    line = one_line_error(invoke("report", path, "-o", tmp_path / "notes.txt" / "f.png"))
+    assert "notes.txt is a file, not a directory" in line
+    assert (tmp_path / "notes.txt").read_text() == "mine"
