@@ -629,3 +629,17 @@ def test_an_output_path_under_a_regular_file_says_so(finished, tmp_path):
     line = one_line_error(invoke("report", path, "-o", tmp_path / "notes.txt" / "f.png"))
     assert "notes.txt is a file, not a directory" in line
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+# ---------------------------------------------------------------------------------------------- reproduce.sh
+@pytest.mark.parametrize("stages", ["", "  "])
+def test_reproduce_with_an_empty_stages_is_refused_not_all_stages(tmp_path, stages):
+    """STAGES= used to run every stage (hours). ES=false: any stage that starts fails with exit 1, not 2."""
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "reproduce.sh")
+    env = {**os.environ, "ES": "false", "STAGES": stages}
+    done = subprocess.run(["bash", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == "", (done.returncode, done.stdout)
+    assert done.stderr.count("\n") == 1 and "STAGES is empty" in done.stderr
+    del env["STAGES"]  # unset: every stage, the first of which starts (and fails at once on ES=false)
+    done = subprocess.run(["bash", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and "Pendulum-v1" in done.stdout
