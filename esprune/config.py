@@ -234,6 +234,10 @@ def _check_memory(cfg, spec):
     vectors (a population is sampled whole every generation)."""
     need = cfg["popsize"] * (spec.size * 4 + 64)
     have = available_memory()
+    if have and spec.size * 4 > have:  # no popsize helps: the network's size comes from the task's options
+        raise ConfigError(f"{cfg['task']}'s network has {spec.size} parameters, {spec.size * 4 / 2**30:.1f} GiB "
+                          f"for one member alone; this machine has {have / 2**30:.1f} GiB: use a smaller network "
+                          "(task options such as hidden)")
     if have and need > have:
         raise ConfigError(f"popsize {cfg['popsize']} needs about {need / 2**30:.1f} GiB for the population "
                           f"alone ({cfg['popsize']} × {spec.size} parameters × 4 bytes); this machine has "

@@ -643,3 +643,8 @@ def test_reproduce_with_an_empty_stages_is_refused_not_all_stages(tmp_path, stag
     del env["STAGES"]  # unset: every stage, the first of which starts (and fails at once on ES=false)
     done = subprocess.run(["bash", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 1 and "Pendulum-v1" in done.stdout
+
+
+def test_a_network_too_large_for_any_population_names_the_network_not_popsize(tmp_path):
+    line = one_line_error(invoke("run", *FLAGS, "--task-option", "hidden=[1099511627776]", "--out", tmp_path / "r.h5"))
+    assert "use a smaller network" in line and "popsize" not in line and not list(tmp_path.iterdir())
