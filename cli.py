@@ -11,7 +11,7 @@ import click
 
 import esprune
 from esprune import backend as _backend
-from esprune.errors import UserError
+from esprune.errors import UserError, out_of_memory
 
 
 class _Density(click.FloatRange):
@@ -50,6 +50,20 @@ class Group(click.Group):
             raise UsageError(str(exc)) from None
         except click.UsageError as exc:
             raise _one_line(exc) from None
+        except (MemoryError, ValueError) as exc:  # the library's checks bound sizes; this is the safety net
+            if not out_of_memory(exc):
+                raise
+            advice = _SMALLER.get(ctx.invoked_subcommand, "reduce the sizes it was given")
+            raise UsageError(f"out of memory: this needs more memory than this machine has "
+                             f"({str(exc) or 'no detail'}); {advice}") from None
+
+
+# What to make smaller when a command runs out of memory (a MemoryError, or numpy's size-limit ValueError)
+_RUN_SIZES = "--popsize, the task's episodes, test_episodes or batch_size (--task-option) or the network's size"
+_SMALLER = {"run": f"reduce {_RUN_SIZES}", "transfer": f"reduce {_RUN_SIZES}",
+            "resume": f"a run continues with its own config: resume it on a machine with more memory, or start it "
+                      f"again with a smaller {_RUN_SIZES}",
+            "flatness": "reduce --batch, --samples or --probes", "connect": "reduce --points"}
 
 
 def _one_line(exc: click.UsageError) -> click.ClickException:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import math
 import os
 import tomllib
@@ -157,12 +158,13 @@ def validate(cfg, prepare: bool = True) -> RunConfig:
     _check_trainer(cfg, task)  # before the network: PPO's options choose its policy
     from . import gd
 
-    spec = gd.network(task, cfg).spec  # the task's network, or the GD trainer's own (PPO policy="paper")
+    net = gd.network(task, cfg)  # the task's network, or the GD trainer's own (PPO policy="paper")
+    spec = net.spec
     _check_keep(cfg, spec)
     _check_memory(cfg, spec)
     _check_strategy(cfg, spec)
     if cfg["tickets_from"] is not None:
-        _check_source(cfg, spec)
+        _check_source(cfg, net)
     if prepare and hasattr(task, "prepare"):
         task.prepare()
     return RunConfig(**cfg)
@@ -232,6 +234,10 @@ def _check_memory(cfg, spec):
     vectors (a population is sampled whole every generation)."""
     need = cfg["popsize"] * (spec.size * 4 + 64)
     have = available_memory()
+    if have and spec.size * 4 > have:  # no popsize helps: the network's size comes from the task's options
+        raise ConfigError(f"{cfg['task']}'s network has {spec.size} parameters, {spec.size * 4 / 2**30:.1f} GiB "
+                          f"for one member alone; this machine has {have / 2**30:.1f} GiB: use a smaller network "
+                          "(task options such as hidden)")
     if have and need > have:
         raise ConfigError(f"popsize {cfg['popsize']} needs about {need / 2**30:.1f} GiB for the population "
                           f"alone ({cfg['popsize']} × {spec.size} parameters × 4 bytes); this machine has "
@@ -269,18 +275,26 @@ def _check_trainer(cfg, task):
         raise ConfigError(f"prune={cfg['prune']} needs a supervised loss: use it on a classification task")
 
 
-def _check_source(cfg, spec):
+def _check_source(cfg, net):
     """A transfer source must be a readable run file of the same network with tickets for every iteration."""
     from .store import RunFile
 
     source = RunFile.open(cfg["tickets_from"])
-    if source.spec != spec:
-        raise ConfigError(f"{cfg['tickets_from']} holds tickets of another network than {cfg['task']}'s "
-                          "default one; transfer needs the same network shape")
+    if source.spec != net.spec:
+        given = " ".join(f"{k}={json.dumps(v)}" for k, v in cfg["task_options"].items())
+        made = f"with task options {given}" if given else "with its default options"
+        raise ConfigError(f"{cfg['tickets_from']} holds tickets of another network (weights "
+                          f"{_weight_shapes(source.spec)}) than the one {cfg['task']} makes {made} ({net!r}: "
+                          f"weights {_weight_shapes(net.spec)}); transfer needs the same network shape")
     available = source.tickets()
     if available < cfg["iterations"] + 1:
         raise ConfigError(f"{cfg['tickets_from']} has tickets for iterations 0..{available - 1} only; "
                           f"ask for --iterations {max(available - 1, 0)} or fewer")
+
+
+def _weight_shapes(spec) -> str:
+    """The prunable tensors' shapes, e.g. ``4×64, 64×64, 64×2``."""
+    return ", ".join("×".join(map(str, t.shape)) for t in spec if t.prunable)
 
 
 def _check_options(what, factory, options):

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import config as _config
 from . import effective, gd, prune, strategies, tasks, timing
-from .errors import BackendUnavailable, ConfigError, UserError
+from .errors import BackendUnavailable, ConfigError, UserError, out_of_memory
 from .params import Layout, Mask
 from .store import RunFile, RunFileError, real_path
 from .testing import kill_point
@@ -130,11 +130,10 @@ class Experiment:
                 if iteration_done:
                     iteration_done(self.run.summary()[-1])
                 ck = self.run.checkpoint()
-        except (UserError, KeyboardInterrupt):  # one-line errors and Ctrl-C end cleanly too: the run file holds
-            self.run.unlock(remove=True)       # its last commit (commits replace the file whole), no lock file
-            raise
-        except BaseException:  # a crash: the lock file stays (harmless, the kernel dropped the lock)
-            self.run.unlock()
+        except BaseException as err:  # one-line errors (out of memory too) and Ctrl-C end cleanly: the run file
+            # holds its last commit (commits replace the file whole), no lock file; a crash leaves the lock file
+            # (harmless, the kernel dropped the lock)
+            self.run.unlock(remove=isinstance(err, (UserError, KeyboardInterrupt)) or out_of_memory(err))
             raise
         self.run.unlock(remove=True)  # no stale RUN.h5.lock in the output folder
         return self.run.summary()

@@ -32,7 +32,8 @@ def check_writable(path, formats: tuple[str, ...] | None = None, what: str = "ou
     parent = path.parent
     blocking = next((p for p in (parent, *parent.parents) if p.exists()), None)
     if blocking is not None and not blocking.is_dir():
-        raise OutputError(f"cannot write {path}: {blocking} is not a directory")
+        kind = "a file, not a directory" if blocking.is_file() else "not a directory"  # e.g. /dev/null
+        raise OutputError(f"cannot write {path}: {blocking} is {kind}")
     if not parent.is_dir():
         if not make_dirs:
             raise OutputError(f"cannot write {path}: directory {parent} does not exist (create it first)")

@@ -49,7 +49,7 @@ import numpy as np
 from . import __version__
 from . import config as _config
 from .effective import effective as _effective
-from .errors import UserError
+from .errors import UserError, out_of_memory
 from .params import Mask, ParamSpec, Tensor
 
 FORMAT, FORMAT_VERSION = "esprune-run", 1
@@ -155,6 +155,8 @@ class RunFile:
             raise RunFileError(f"{run.name} already exists; continue it with `esprune resume {run.name}`, "
                                "or pass --overwrite to start again")
         parent = _existing_parent(run.path)
+        if not parent.is_dir():
+            raise RunFileError(f"cannot write {run.name}: {parent} is a file, not a directory; choose another --out")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise RunFileError(f"cannot write in {parent} (permission denied); choose another --out")
         return run
@@ -178,7 +180,7 @@ class RunFile:
         try:
             run.commit(write, create=True)
         except BaseException as err:
-            run.unlock(remove=isinstance(err, UserError))  # a one-line error leaves no lock file behind
+            run.unlock(remove=isinstance(err, UserError) or out_of_memory(err))  # a one-line error: no lock file
             raise
         run.checkpoint_path.unlink(missing_ok=True)  # a previous run's side file (its run_id differs anyway)
         return run

@@ -10,7 +10,11 @@
 set -euo pipefail
 ES=${ES:-.venv/bin/esprune}
 JOBS=${JOBS:-2}
-STAGES=${STAGES:-pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe mnist pendulum-baselines}
+STAGE_NAMES="pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe mnist pendulum-baselines"
+if [ -n "${STAGES+set}" ] && [ -z "${STAGES//[[:space:]]/}" ]; then  # set but empty: a mistake, not "all" (hours)
+    echo "reproduce: STAGES is empty; name stages from: $STAGE_NAMES (or leave STAGES unset for all)" >&2; exit 2
+fi
+STAGES=${STAGES-$STAGE_NAMES}
 FIG=docs/figures
 # the MNIST family: $ESPRUNE_DATA, else the ../shared/data the test suite also looks in, else esprune's defaults
 if [ -z "${ESPRUNE_DATA:-}" ] && [ -d ../shared/data ]; then export ESPRUNE_DATA=$(cd ../shared/data && pwd); fi
@@ -130,7 +134,6 @@ mnist() {
     "$ES" report "$t"/fashion-mnist-snr-s{0,1,2}-to-mnist.h5 "$mn" -o "$FIG/fashion-mnist-transfer-to-mnist.png" --at paper
 }
 
-STAGE_NAMES="pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe mnist pendulum-baselines"
 for stage in $STAGES; do  # every name checked before hours of work start
     case " $STAGE_NAMES " in
         *" $stage "*) ;;

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -581,3 +582,121 @@ def test_a_boolean_task_option_takes_true_or_false_only(value):
     pytest.importorskip("mujoco", reason="needs the mujoco extra: pip install 'esprune[mujoco]'")
     with pytest.raises(ConfigError, match="obs_norm must be true or false"):
         config.resolve({"task": "Hopper-v5", "task_options": {"obs_norm": value}}, prepare=False)
+
+
+# ---------------------------------------------------------------------------------------------- absurd sizes
+@pytest.mark.parametrize("command, option", [("run", "episodes=1099511627776"),
+                                             ("transfer", "test_episodes=1099511627776"),
+                                             ("transfer", "episodes=99999999999999999999")])
+def test_overwrite_with_an_absurd_task_size_keeps_the_old_run(finished, tmp_path, command, option):
+    """The size used to be checked by nothing: the old file was replaced by the new run's first commit, then
+    training failed in an allocation (a traceback, exit 1, an empty run and its lock file left)."""
+    path, _ = finished
+    victim = tmp_path / "victim.h5"
+    victim.write_bytes(path.read_bytes())
+    before = digest(victim)
+    args = FLAGS if command == "run" else [path]
+    line = one_line_error(invoke(command, *args, "--out", victim, "--overwrite", "--task-option", option))
+    assert line.startswith("Error: task CartPole-v1: " + option.split("=")[0] + " must lie in [1, 100000]")
+    assert digest(victim) == before and not list(tmp_path.glob("*.lock"))
+
+
+@pytest.mark.parametrize("task, table, options, words", [
+    ("CartPole-v1", "task_options", {"episodes": 100_001}, "episodes must lie in [1, 100000]"),
+    ("Acrobot-v1", "task_options", {"test_episodes": 2**40}, "test_episodes must lie in [1, 100000]"),
+    ("Hopper-v5", "task_options", {"episodes": 2**40}, "episodes must lie"),
+    ("Hopper-v5", "task_options", {"max_steps": 2**40}, "max_steps must lie in [1, 1000000]"),
+    ("gym:CartPole-v1", "task_options", {"test_episodes": 2**40}, "test_episodes must lie"),
+    ("gym:CartPole-v1", "task_options", {"max_steps": 0}, "max_steps must lie"),
+    ("blobs", "task_options", {"n_train": 2**40}, "n_train must lie in [1, 1000000]"),
+    ("blobs", "task_options", {"n_test": 0}, "n_test must lie"),
+    ("blobs", "task_options", {"size": 2**40}, "size must lie in [4, 1024]"),
+    ("blobs", "task_options", {"n_train": 500_000, "size": 28}, "more than the 134217728 allowed"),
+    ("blobs", "task_options", {"seed": -1}, "seed must lie in [0, 4294967295]"),
+    ("blobs", "task_options", {"batch_size": 2**40}, "batch_size must lie in [1, 1000000]"),
+    ("mnist", "task_options", {"test_chunk": 2**40}, "test_chunk must lie"),
+    ("CartPole-v1", "gd_options", {"n_envs": 2**40}, "PPO n_envs must lie in [1, 100000]"),
+    ("CartPole-v1", "gd_options", {"timesteps": 2**40}, "PPO timesteps must lie"),
+    ("CartPole-v1", "gd_options", {"n_envs": 10_000, "n_steps": 10_000}, "transitions per update"),
+    ("CartPole-v1", "gd_options", {"epochs": 2**40}, "PPO epochs must lie"),
+    ("CartPole-v1", "gd_options", {"eval_episodes": 2**40}, "PPO eval_episodes must lie"),
+    ("CartPole-v1", "gd_options", {"critic_hidden": [2**40]}, "critic_hidden sizes must lie"),
+    ("blobs", "gd_options", {"batch_size": 2**40}, "batch_size must lie in [1, 1000000]"),
+    ("blobs", "gd_options", {"epochs": 2**40}, "epochs must lie"),
+])
+def test_size_options_of_every_task_and_trainer_are_bounded_up_front(task, table, options, words):
+    """Each used to pass the config check and fail later: a MemoryError, numpy's ValueError, a hang (PPO with
+    2**40 environments), or, for blobs' seed -1, numpy's "expected non-negative integer"."""
+    if task.startswith("Hopper"):
+        pytest.importorskip("mujoco", reason="needs the mujoco extra: pip install 'esprune[mujoco]'")
+    gd = {"trainer": "gd", "prune": "magnitude"} if table == "gd_options" else {}
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        config.resolve({**TINY, "task_options": {}, "task": task, **gd, table: options}, prepare=False)
+
+
+def test_the_size_bounds_themselves_are_allowed():
+    from esprune import gd, tasks
+
+    task = tasks.make("CartPole-v1", episodes=100_000, test_episodes=100_000)
+    assert (task.episodes, task.test_episodes) == (100_000, 100_000)
+    blobs = tasks.make("blobs", n_train=1_000_000, n_test=1_000_000, size=8, seed=2**32 - 1, batch_size=1_000_000)
+    assert blobs.batch_size == 1_000_000
+    assert gd.make_trainer(task, n_envs=1000, n_steps=10_000, critic_hidden=[4096]).n_envs == 1000
+
+
+@pytest.mark.parametrize("fault", [lambda: np.empty(2**60, dtype=np.int8),        # numpy's _ArrayMemoryError
+                                   lambda: np.arange(99999999999999999999)])       # "Maximum allowed size exceeded"
+def test_running_out_of_memory_is_one_line_and_leaves_no_lock_file(tmp_path, monkeypatch, fault):
+    """The safety net under the bounds: a size they let through that this machine cannot hold."""
+    from esprune.tasks.control import ControlTask
+
+    monkeypatch.setattr(ControlTask, "evaluate", lambda *a, **k: fault())
+    line = one_line_error(invoke("run", *FLAGS, "--out", tmp_path / "r.h5"), "out of memory")
+    assert "--popsize" in line and "episodes" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.h5"]
+
+
+def test_other_value_errors_are_not_taken_for_memory(tmp_path, monkeypatch):
+    from esprune.tasks.control import ControlTask
+
+    monkeypatch.setattr(ControlTask, "evaluate", lambda *a, **k: np.zeros(2).reshape(3))
+    result = invoke("run", *FLAGS, "--out", tmp_path / "r.h5")
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError)
+
+
+# ---------------------------------------------------------------------------------------------- wording
+def test_a_transfer_to_another_network_names_the_network_the_options_make(finished, tmp_path):
+    path, _ = finished
+    line = one_line_error(invoke("transfer", path, "--task-option", "hidden=[64]", "--out", tmp_path / "z.h5"))
+    assert "default" not in line and "hidden=[64]" in line and "MLP(4→64→2" in line
+    assert "weights 4×64, 64×64, 64×2" in line and not (tmp_path / "z.h5").exists()
+
+
+def test_an_output_path_under_a_regular_file_says_so(finished, tmp_path):
+    path, _ = finished
+    (tmp_path / "notes.txt").write_text("mine")
+    for out in (tmp_path / "notes.txt" / "x.h5", tmp_path / "notes.txt" / "sub" / "x.h5"):
+        line = one_line_error(invoke("run", *FLAGS, "--out", out))
+        assert "notes.txt is a file, not a directory" in line and "permission" not in line
+    line = one_line_error(invoke("report", path, "-o", tmp_path / "notes.txt" / "f.png"))
+    assert "notes.txt is a file, not a directory" in line
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+# ---------------------------------------------------------------------------------------------- reproduce.sh
+@pytest.mark.parametrize("stages", ["", "  "])
+def test_reproduce_with_an_empty_stages_is_refused_not_all_stages(tmp_path, stages):
+    """STAGES= used to run every stage (hours). ES=false: any stage that starts fails with exit 1, not 2."""
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "reproduce.sh")
+    env = {**os.environ, "ES": "false", "STAGES": stages}
+    done = subprocess.run(["bash", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == "", (done.returncode, done.stdout)
+    assert done.stderr.count("\n") == 1 and "STAGES is empty" in done.stderr
+    del env["STAGES"]  # unset: every stage, the first of which starts (and fails at once on ES=false)
+    done = subprocess.run(["bash", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and "Pendulum-v1" in done.stdout
+
+
+def test_a_network_too_large_for_any_population_names_the_network_not_popsize(tmp_path):
+    line = one_line_error(invoke("run", *FLAGS, "--task-option", "hidden=[1099511627776]", "--out", tmp_path / "r.h5"))
+    assert "use a smaller network" in line and "popsize" not in line and not list(tmp_path.iterdir())

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import special
 
 from .. import noise
-from ..errors import ConfigError
+from ..errors import ConfigError, bounded
 from ..nets import MLP
 from ..params import Layout
 from . import backprop, optim
@@ -25,6 +25,12 @@ from .trainer import TrainResult
 
 LOG_2PI = float(np.log(2 * np.pi))
 POLICIES = ("esprune", "paper")
+# Upper bounds of the options (errors.bounded), far above any real use (defaults: 2e5 timesteps, 8 × 256
+# transitions per update): a typo is refused with the config instead of hanging or exhausting the memory
+LIMITS = {"timesteps": 10**9, "n_envs": 100_000, "n_steps": 100_000, "epochs": 10_000, "minibatch": 10**7,
+          "eval_episodes": 100_000}  # eval_episodes: the tasks' bound on test_episodes
+MAX_BATCH = 10**7  # n_envs × n_steps: the update's buffers hold about 100 bytes per transition
+MAX_WIDTH = 4096   # a critic layer's width (a square layer of it: 16.8 M weights)
 
 
 class PPO:
@@ -35,8 +41,13 @@ class PPO:
                  eval_episodes: int | None = None, target: float | None = None, policy: str = "esprune"):
         for name, value in (("timesteps", timesteps), ("n_envs", n_envs), ("n_steps", n_steps), ("epochs", epochs),
                             ("minibatch", minibatch), ("eval_every", eval_every), ("eval_episodes", eval_episodes)):
-            if value is not None and int(value) < 1:
-                raise ConfigError(f"PPO {name} must be >= 1, got {value}")
+            if value is not None:
+                bounded(f"PPO {name}", value, LIMITS.get(name))
+        if int(n_envs) * int(n_steps) > MAX_BATCH:
+            raise ConfigError(f"PPO collects n_envs × n_steps = {int(n_envs) * int(n_steps)} transitions per update, "
+                              f"more than the {MAX_BATCH} allowed; use fewer n_envs or n_steps")
+        for width in critic_hidden:
+            bounded("PPO critic_hidden sizes", width, MAX_WIDTH)
         if not (0 < gamma <= 1 and 0 <= gae_lambda <= 1 and clip > 0 and lr > 0):
             raise ConfigError("PPO needs 0 < gamma <= 1, 0 <= gae_lambda <= 1, clip > 0 and lr > 0")
         self.timesteps, self.n_envs, self.n_steps = int(timesteps), int(n_envs), int(n_steps)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import bounded
 from . import optim
 from .objective import Objective
 from .trainer import TrainResult
@@ -17,8 +17,8 @@ class Supervised:
 
     def __init__(self, epochs: int = 2, lr: float = 3e-4, batch_size: int = 128, optimizer: str = "adam",
                  momentum: float = 0.9):
-        if int(epochs) < 1 or int(batch_size) < 1:
-            raise ConfigError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+        bounded("epochs", epochs, 10_000)  # far above any real use (paper: 2, the ES → GD transfer 20)
+        bounded("batch_size", batch_size, 1_000_000)  # the tasks' bound on their batch_size
         optim.make(optimizer, 1, lr, **({"momentum": momentum} if optimizer == "sgd" else {}))  # checks both
         self.epochs, self.lr, self.batch_size = int(epochs), float(lr), int(batch_size)
         self.optimizer, self.momentum = optimizer, float(momentum)

@@ -13,10 +13,16 @@ import numpy as np
 
 from .. import backend as _backend
 from .. import datasets, noise
-from ..errors import ConfigError
+from ..errors import ConfigError, bounded
 from ..nets import CNN, correct, cross_entropy, mnist_cnn
 
 MEAN, STD = 0.1307, 0.3081
+# Upper bounds of the size options (errors.bounded), far above any real use: images in a batch, a test chunk or
+# a blobs split (MNIST has 60000 training images); pixels a blobs data set may hold in all (2**27: 2.4 times
+# MNIST's 70000 images of 28×28; making them takes 24 bytes a pixel at the peak: 3 GiB)
+MAX_IMAGES = 1_000_000
+MAX_BLOB_PIXELS = 2**27
+SEED_LIMIT = 2**32
 
 
 def normalize(images: np.ndarray) -> np.ndarray:
@@ -28,10 +34,9 @@ class ClassifyTask:
     kind = "classify"
 
     def __init__(self, name: str, loader, batch_size: int = 1024, test_chunk: int = 1000, in_shape=(1, 28, 28)):
-        if int(batch_size) < 1 or int(test_chunk) < 1:
-            raise ConfigError(f"batch_size and test_chunk must be >= 1, got {batch_size}, {test_chunk}")
         self.name, self._loader = name, loader
-        self.batch_size, self.test_chunk = int(batch_size), int(test_chunk)
+        self.batch_size = bounded("batch_size", batch_size, MAX_IMAGES)
+        self.test_chunk = bounded("test_chunk", test_chunk, MAX_IMAGES)
         self.obs_shape, self.act_dim = tuple(in_shape), 10
         self._data = None
         self._device = None  # (backend name, images, labels) when the training set lives on a GPU
@@ -121,8 +126,12 @@ def mnist_like(name):
 
 def blobs(n_train: int = 6000, n_test: int = 1000, size: int = 28, seed: int = 0, batch_size: int = 1024,
           test_chunk: int = 1000):
-    if size < 4:
-        raise ConfigError(f"blobs size must be at least 4, got {size}")
+    n_train, n_test = bounded("n_train", n_train, MAX_IMAGES), bounded("n_test", n_test, MAX_IMAGES)
+    size, seed = bounded("size", size, 1024, low=4), bounded("seed", seed, SEED_LIMIT - 1, low=0)
+    if (n_train + n_test) * size * size > MAX_BLOB_PIXELS:
+        raise ConfigError(f"blobs of {n_train} + {n_test} images of {size}×{size} hold "
+                          f"{(n_train + n_test) * size * size} pixels, more than the {MAX_BLOB_PIXELS} allowed; "
+                          "use fewer or smaller images")
     return ClassifyTask("blobs", functools.partial(make_blobs, n_train, n_test, size, seed), batch_size,
                         test_chunk, in_shape=(1, size, size))
 

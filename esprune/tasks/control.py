@@ -14,10 +14,11 @@ import numpy as np
 
 from .. import backend as _backend
 from .. import noise
-from ..errors import ConfigError
+from ..errors import ConfigError, bounded
 from ..nets import MLP
 from ..ops import rollout as ops
 from . import acrobot, cartpole, mountain_car, mountain_car_continuous, pendulum
+from .episodes import MAX_EPISODES
 
 
 TEST_EPISODES = 32  # the published gym.yaml: eval_config n_evaluations 32 × test_n_repeats 1
@@ -36,13 +37,12 @@ class ControlTask:
     kind = "control"
 
     def __init__(self, name, env, hidden=(64, 64), episodes: int = 8, test_episodes: int = TEST_EPISODES):
-        for key, value in (("episodes", episodes), ("test_episodes", test_episodes)):
-            if int(value) < 1:
-                raise ConfigError(f"{key} must be at least 1, got {value}")
         self.name, self.env = name, env
         self.obs_dim, self.act_dim, self.max_steps = env.OBS_DIM, env.N_ACTIONS, env.MAX_STEPS
         self.obs_shape, self.continuous = (env.OBS_DIM,), env.CONTINUOUS
-        self.hidden, self.episodes, self.test_episodes = tuple(hidden), int(episodes), int(test_episodes)
+        self.hidden = tuple(hidden)
+        self.episodes = bounded("episodes", episodes, MAX_EPISODES)
+        self.test_episodes = bounded("test_episodes", test_episodes, MAX_EPISODES)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.name!r}, episodes={self.episodes}, test_episodes={self.test_episodes})"

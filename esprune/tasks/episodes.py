@@ -9,6 +9,11 @@ import numpy as np
 
 from .. import noise
 
+# Upper bounds of the episodic tasks' options (errors.bounded): far above any real use (the paper uses 8-64
+# episodes and 1000-step horizons), low enough that a typo is refused with the config
+MAX_EPISODES = 100_000
+MAX_STEPS = 1_000_000
+
 
 class NormalizedEpisodes:
     # ------------------------------------------------------------------------------------------ state

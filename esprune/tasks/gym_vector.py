@@ -18,9 +18,9 @@ import importlib
 import numpy as np
 
 from .. import backend as _backend
-from ..errors import ConfigError, UserError
+from ..errors import ConfigError, UserError, bounded
 from ..nets import MLP
-from .episodes import NormalizedEpisodes
+from .episodes import MAX_EPISODES, MAX_STEPS, NormalizedEpisodes
 from .mujoco_worlds import episode_seed
 from .obs_norm import ObsNormalizer
 
@@ -32,10 +32,11 @@ class GymVectorTask(NormalizedEpisodes):
 
     def __init__(self, env_id: str, episodes: int = 8, test_episodes: int = 16, max_steps: int | None = None,
                  obs_norm: bool = False, hidden=(32, 32), env_module: str | None = None, env_options=None):
-        if int(episodes) < 1 or int(test_episodes) < 1:
-            raise ConfigError(f"episodes and test_episodes must be at least 1, got {episodes}, {test_episodes}")
         self.env_id, self.name = env_id, PREFIX + env_id
-        self.episodes, self.test_episodes = int(episodes), int(test_episodes)
+        self.episodes = bounded("episodes", episodes, MAX_EPISODES)
+        self.test_episodes = bounded("test_episodes", test_episodes, MAX_EPISODES)
+        if max_steps is not None:
+            max_steps = bounded("max_steps", max_steps, MAX_STEPS)
         self.hidden, self.env_module, self.env_options = tuple(int(h) for h in hidden), env_module, dict(env_options or {})
         self._max_steps, self._spaces = max_steps, None
         self._obs_norm = bool(obs_norm)

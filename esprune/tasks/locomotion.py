@@ -26,9 +26,9 @@ import warnings
 import numpy as np
 
 from .. import backend as _backend
-from ..errors import BackendUnavailable, ConfigError
+from ..errors import BackendUnavailable, ConfigError, bounded
 from ..nets import MLP
-from .episodes import NormalizedEpisodes
+from .episodes import MAX_EPISODES, MAX_STEPS, NormalizedEpisodes
 from .mujoco_bodies import BODIES
 from .mujoco_worlds import Worlds, episode_rngs, load_model, physics_threads, require
 from .obs_norm import ObsNormalizer
@@ -46,13 +46,9 @@ class LocomotionTask(NormalizedEpisodes):
     def __init__(self, name: str, episodes: int = 8, test_episodes: int = 64, max_steps: int | None = None,
                  obs_norm: bool = True, hidden=(32, 32), torso_mass_scale: float = 1.0, physics: str = "auto"):
         self.name, self.body = name, BODIES[name]
-        for key, value in (("episodes", episodes), ("test_episodes", test_episodes)):
-            if int(value) < 1:
-                raise ConfigError(f"{key} must be at least 1, got {value}")
-        self.episodes, self.test_episodes = int(episodes), int(test_episodes)
-        self.max_steps = self.body.max_steps if max_steps is None else int(max_steps)
-        if self.max_steps < 1:
-            raise ConfigError(f"max_steps must be at least 1, got {max_steps}")
+        self.episodes = bounded("episodes", episodes, MAX_EPISODES)
+        self.test_episodes = bounded("test_episodes", test_episodes, MAX_EPISODES)
+        self.max_steps = self.body.max_steps if max_steps is None else bounded("max_steps", max_steps, MAX_STEPS)
         if not float(torso_mass_scale) > 0:
             raise ConfigError(f"torso_mass_scale must be positive, got {torso_mass_scale}")
         if float(torso_mass_scale) != 1.0 and name == "Reacher-v5":
