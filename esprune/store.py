@@ -542,7 +542,7 @@ def _held_by_another(err: OSError) -> bool:
 # pair of files can be read (report, resume, show --config) from any working directory and moved together.
 def _dumps_config(config: dict, path: Path) -> str:
     if config.get("tickets_from"):
-        source = os.path.relpath(os.path.abspath(config["tickets_from"]), path.parent)
+        source = os.path.relpath(os.path.realpath(config["tickets_from"]), path.parent)  # path: a real path too
         config = {**config, "tickets_from": source}
     return json.dumps(config, sort_keys=True)
 
