@@ -111,6 +111,8 @@ fashion_mnist_pgpe() {
     say "Fashion-MNIST (PGPE): snr vs magnitude vs random-reinit, 3 seeds (findings 1 and 3)"
     "$ES" sweep start --preset repro-pgpe-fashion-mnist --jobs "$JOBS" --quiet
     "$ES" report "$pgpe" -o "$FIG/fashion-mnist-pgpe-tickets.png" --at paper
+    say "Fashion-MNIST (PGPE): the SNR study of seed 0's snr run (finding 5: does PGPE's σ part snr from magnitude?)"
+    "$ES" snr "$pgpe/seed=0__prune=snr.h5" --out "$FIG/fashion-mnist-pgpe-snr"
     say "Fashion-MNIST: ES -> ES transfer, SNES snr tickets trained by PGPE, 3 seeds (finding 3)"
     mkdir -p "$t"
     for seed in 0 1 2; do
