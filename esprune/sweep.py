@@ -28,7 +28,7 @@ from pathlib import Path
 
 from . import config as _config
 from . import presets
-from .errors import ConfigError, UserError
+from .errors import ConfigError, UserError, out_of_memory
 
 MANIFEST = "sweep.json"
 GRID_KEYS = ("preset", "base", "axes")
@@ -243,12 +243,16 @@ def run(points: list[Point], jobs: int = 1, progress=None) -> dict:
 
 
 def attempt(point: Point, progress=None) -> str:
-    """``run_point``, with a user error (e.g. the run file locked by another process) returned as its line
-    ("error: ...") so that the other points still run."""
+    """``run_point``, with a user error (e.g. the run file locked by another process) or running out of memory
+    returned as its line ("error: ...") so that the other points still run."""
     try:
         return run_point(point, progress)
     except UserError as err:
         return f"error: {err}"
+    except (MemoryError, ValueError) as err:
+        if not out_of_memory(err):
+            raise
+        return f"error: out of memory ({err}); this point needs more memory than this machine has"
 
 
 def _run_pool(points, jobs, progress):

@@ -190,3 +190,22 @@ def test_reproduce_script_trains_transfers_with_the_target_grids_strategy_option
     block = re.search(r"PGPE_OPTIONS=\((.*?)\)", script, re.S).group(1)
     given = _key_values(re.findall(r"--strategy-option (\S+)", block), "--strategy-option")
     assert given == presets.get(grids.get("repro-pgpe-fashion-mnist")["preset"])["strategy_options"]
+
+
+def test_a_point_out_of_memory_is_its_error_line_and_other_errors_still_raise(tmp_path, monkeypatch):
+    """One point too big for the machine must not end the sweep's other points (a MemoryError, or numpy's
+    ValueError for a size beyond addressing), while a real bug (another ValueError) is not hidden."""
+    points = sweep.expand(write_grid(tmp_path, "seed = [0]\n"), tmp_path / "d")
+
+    def fails_with(err):
+        def run_point(point, progress=None):
+            raise err
+        return run_point
+
+    monkeypatch.setattr(sweep, "run_point", fails_with(MemoryError("Unable to allocate 8.00 TiB")))
+    assert sweep.attempt(points[0]).startswith("error: out of memory")
+    monkeypatch.setattr(sweep, "run_point", fails_with(ValueError("Maximum allowed size exceeded")))
+    assert sweep.attempt(points[0]).startswith("error: out of memory")
+    monkeypatch.setattr(sweep, "run_point", fails_with(ValueError("a bug")))
+    with pytest.raises(ValueError, match="a bug"):
+        sweep.attempt(points[0])
