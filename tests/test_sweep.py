@@ -195,7 +195,7 @@ def test_reproduce_script_trains_transfers_with_the_target_grids_strategy_option
 def test_a_point_out_of_memory_is_its_error_line_and_other_errors_still_raise(tmp_path, monkeypatch):
     """One point too big for the machine must not end the sweep's other points (a MemoryError, or numpy's
     ValueError for a size beyond addressing), while a real bug (another ValueError) is not hidden."""
-    points = sweep.expand(write_grid(tmp_path, "seed = [0]\n"), tmp_path / "d")
+    points = sweep.expand(sweep.load(write_grid(tmp_path, "seed = [0]\n")), tmp_path / "d")
 
     def fails_with(err):
         def run_point(point, progress=None):
