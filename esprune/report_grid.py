@@ -103,7 +103,8 @@ def _labels(flat: list[dict]) -> list[str]:
     out = [None] * len(flat)
     for task in {f["task"] for f in flat}:
         mine = [i for i, f in enumerate(flat) if f["task"] == task]
-        keys = sorted({k for i in mine for k in flat[i]}, key=lambda k: (k != "prune", k))
+        # a transfer is named by what it transferred (below), so its source path names no other curve
+        keys = sorted({k for i in mine for k in flat[i] if k != "tickets_from"}, key=lambda k: (k != "prune", k))
         values = {k: [json.dumps(flat[i].get(k)) for i in mine] for k in keys}
         loose = [k for k in keys if len(set(values[k])) > 1]
         strict = [k for k in loose if len(set(values[k]) - {"null"}) > 1]
@@ -342,7 +343,8 @@ def _flatten(cfg: dict) -> dict:
     out["trainer"] = trainer(cfg)  # the strategy's name, or gd (whose strategy keys are unused)
     out.pop("strategy", None)
     if cfg.get("trainer", "es") == "gd":  # the ES loop's keys are unused by a GD run: they name nothing
-        out = {k: v for k, v in out.items() if not k.startswith("strategy_options.") and k not in _ES_LOOP_KEYS}
+        out = {k: v for k, v in out.items() if not k.startswith("strategy_options.") and k not in _ES_LOOP_KEYS
+               and k != "task_options.batch_size"}  # a classification task's ES batch; GD has gd_options
     return out
 
 

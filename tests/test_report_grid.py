@@ -79,6 +79,14 @@ def test_a_gd_curve_is_not_named_by_the_es_loops_unused_keys():
           "popsize": 100, "eval_every": 50, "checkpoint_every": 50, "gd_options": {"epochs": 2}}
     flat = [report_grid._flatten(es), report_grid._flatten(gd)]
     assert report_grid._labels(flat) == ["prune=snr · trainer=snes", "prune=magnitude · trainer=gd"]
+    # ES → GD transfers inherit the ES source's task batch (its fitness batch, unused by GD, which has
+    # gd_options.batch_size); and a transfer's source path names no other curve ("tickets_from=null")
+    tasked = {**base, "task_options": {"batch_size": 1024}}
+    transfer = {**gd, "task_options": {"batch_size": 256}, "tickets_from": "snr tickets of snes → gd"}
+    rr = {**gd, **tasked, "prune": "random-reinit"}
+    flat = [report_grid._flatten(c) for c in ({**gd, **tasked}, rr)] + [report_grid._flatten(transfer)]
+    flat[2]["tickets_from"] = "snr tickets of snes → gd"  # _flatten names a real transfer from its source file
+    assert report_grid._labels(flat) == ["prune=magnitude", "prune=random-reinit", "snr tickets of snes → gd"]
 
 
 def test_duplicates_are_warned_and_counted_once(runs, tmp_path):
