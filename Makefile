@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NVCC_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
 
-.PHONY: setup test test-fast kernels demo reproduce bench gpu-check gpu-check-emulated clean
+.PHONY: setup test test-fast kernels demo reproduce reproduce-status bench gpu-check gpu-check-emulated clean
 
 setup: $(STAMP)
 
@@ -41,9 +41,13 @@ demo: $(STAMP)
 	@echo "The figure: runs/demo.png (its table: runs/demo.csv, runs/demo.json; the runs: runs/demo/*.h5)"
 
 # docs/REPRODUCTION.md's experiments (hours on 2 cores; resumable: the same command continues) and their figures.
-# STAGES="pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd pendulum-baselines" (the MNIST family needs ESPRUNE_DATA), JOBS=2 runs at once.
+# STAGES="pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe mnist pendulum-baselines"
+# (the MNIST family needs ESPRUNE_DATA), JOBS=2 runs at once; `make reproduce-status` says how far each has got.
 reproduce: $(STAMP)
 	scripts/reproduce.sh
+
+reproduce-status: $(STAMP)
+	@scripts/reproduce.sh --status
 
 bench: $(STAMP)
 	$(VENV)/bin/esprune bench all --out bench.json

@@ -6,7 +6,8 @@
 # Resumable: every experiment is a sweep (finished points skipped, partial ones resumed from their last
 # checkpoint) or a run file that `esprune resume` continues, so the same command picks up where an interrupted
 # one stopped. The figures and tables are redrawn from whatever has finished (a stage's report shows how many
-# seeds each curve has). Not part of `make test`.
+# seeds each curve has). Not part of `make test`. `scripts/reproduce.sh --status` (make reproduce-status) says how
+# far each experiment has got.
 set -euo pipefail
 ES=${ES:-.venv/bin/esprune}
 JOBS=${JOBS:-2}
@@ -21,6 +22,22 @@ if [ -z "${ESPRUNE_DATA:-}" ] && [ -d ../shared/data ]; then export ESPRUNE_DATA
 mkdir -p "$FIG"
 
 say() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
+
+# scripts/reproduce.sh --status (make reproduce-status): how far every experiment has got, running nothing.
+if [ "${1:-}" = "--status" ]; then
+    found=0
+    for d in sweeps/repro-*/; do
+        [ -d "$d" ] || continue
+        found=1
+        printf '\n== %s\n' "${d%/}"
+        "$ES" sweep status "$d" || true
+    done
+    [ "$found" = 1 ] || echo "reproduce: nothing started yet (no sweeps/repro-*); run make reproduce"
+    for grid in $("$ES" sweep presets | awk '$1 ~ /^repro-/ {print $1}'); do
+        [ -d "sweeps/$grid" ] || printf '\n== sweeps/%s: not started\n' "$grid"
+    done
+    exit 0
+fi
 
 # The run file $1 continued where it stopped (a no-op once finished), or made by the rest of the command line.
 run_or_resume() {

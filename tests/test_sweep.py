@@ -209,3 +209,20 @@ def test_a_point_out_of_memory_is_its_error_line_and_other_errors_still_raise(tm
     monkeypatch.setattr(sweep, "run_point", fails_with(ValueError("a bug")))
     with pytest.raises(ValueError, match="a bug"):
         sweep.attempt(points[0])
+
+
+def test_reproduce_status_lists_each_experiment_and_runs_nothing(tmp_path):
+    """`make reproduce-status`: every sweeps/repro-* folder's points with their state, and the reproduction grids
+    not started yet, without running anything (hours of work would start otherwise)."""
+    d = tmp_path / "sweeps" / "repro-pendulum"
+    d.mkdir(parents=True)
+    tiny = {"task": "CartPole-v1", "task_options": {"episodes": 1}, "iterations": 0, "generations": 2, "popsize": 4,
+            "eval_every": 1}
+    Experiment.start(config.resolve(tiny), d / "seed=0__prune=snr.h5").execute()
+    env = {**os.environ, "ES": str(Path(sys.executable).with_name("esprune")), "STAGES": "pendulum"}
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "reproduce.sh"), "--status"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "seed=0__prune=snr" in done.stdout and "done" in done.stdout
+    assert "sweeps/repro-fashion-mnist: not started" in done.stdout
+    assert sorted(p.name for p in d.iterdir()) == ["seed=0__prune=snr.h5"]  # nothing ran, nothing was written
