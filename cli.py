@@ -763,7 +763,8 @@ def connect(run_a, run_b, iteration, consecutive, points, prefix, backend):
 @click.option("--probes", default=20, show_default=True, type=click.IntRange(2),
               help="Hutchinson probes for the trace.")
 @click.option("--batch", default=512, show_default=True, type=click.IntRange(1),
-              help="Training examples in the Hessian's loss (a fixed seeded batch).")
+              help="Training images the loss, Hessian and sharpness of a classification solution are measured "
+                   "on: one fixed seeded batch, the same for every solution (ES or GD, any seed).")
 @click.option("--samples", default=32, show_default=True, type=click.IntRange(1),
               help="Random perturbations per radius of the sharpness profile.")
 @click.option("--out", "prefix", type=click.Path(dir_okay=False),

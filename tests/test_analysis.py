@@ -153,6 +153,23 @@ def _invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
+def test_flatness_measures_every_solution_on_one_batch_whatever_its_runs_seed_and_batch(runs):
+    """ES and GD runs (and seeds) train on batches of different sizes and images: comparing their curvature on
+    each run's own batch confounded the solution with the data (a smaller batch alone raises the top eigenvalue of
+    its empirical Hessian). The loss, Hessian and sharpness are of one fixed batch of ``batch`` images."""
+    sol = load(runs["gd"], 2)
+    xtr, ytr, _, _ = sol.task.prepare()
+    idx = sol.task.batch(flatness.BATCH_SEED, 0, size=100)
+    assert len(idx) == 100 > sol.task.batch_size  # the task's own batch is 64
+    expected = Objective(sol.net, sol.layout, xtr[idx], ytr[idx]).value(sol.theta)
+    kw = dict(top_k=1, probes=2, batch=100, radii=(0.01,), samples=2)
+    first = flatness.analyze(sol, **kw)
+    assert first["hessian_batch"] == 100 and first["loss"] == pytest.approx(expected, rel=1e-5)
+    sol.config["seed"], sol.task.batch_size = 7, 16  # another seed's run, another batch size: the same data
+    again = flatness.analyze(sol, **kw)
+    assert again["loss"] == first["loss"] and again["hessian_batch"] == 100
+
+
 def test_commands_print_tables_and_write_numbers_and_figures(runs, tmp_path):
     pytest.importorskip("matplotlib")
     jobs = {"connect": ("connect", runs["es0"], runs["es1"], "--points", 5),

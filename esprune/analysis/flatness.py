@@ -13,10 +13,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 
+from .. import backend as _backend
 from ..gd.objective import Objective
+from ..nets import cross_entropy
 from .solutions import Solution
 
 RADII = (0.001, 0.003, 0.01, 0.03, 0.1)
+BATCH_SEED = 0  # the fixed batch every classification solution is measured on (task.batch's seeded permutation)
 
 
 def top_eigenvalues(hvp, dim: int, k: int = 3, tol: float = 1e-6, seed: int = 0) -> np.ndarray:
@@ -58,19 +61,32 @@ def sharpness(loss, theta, radii=RADII, samples: int = 32, seed: int = 0) -> lis
 
 def analyze(sol: Solution, top_k: int = 3, probes: int = 20, batch: int = 512, radii=RADII, samples: int = 32,
             backend: str = "numba") -> dict:
-    """Curvature (classification) and the sharpness profile of one solution."""
+    """Curvature (classification) and the sharpness profile of one solution.
+
+    Classification: the loss, the Hessian and the sharpness profile are all of the mean cross-entropy on one
+    fixed batch of ``batch`` training images (``BATCH_SEED``'s, the same for every solution whatever its run's
+    seed or batch size), so that solutions of ES and GD runs, of any seed, are measured on the same data: a
+    smaller batch alone raises the top eigenvalue of its empirical Hessian. Control tasks: the loss is minus the
+    return of the run's own training episodes (seeded by the run's seed), and no Hessian."""
     task, net, layout, theta = sol.task, sol.net, sol.layout, sol.theta
     seed = int(sol.config["seed"])
-
-    def loss(pop):
-        return -task.evaluate(net, layout, pop.astype(np.float32), seed=seed, generation=0, backend=backend)
-
     result = {"run": sol.path, "iteration": sol.iteration, "trainer": sol.trainer, "sparsity": sol.sparsity,
-              "active": layout.dim, "loss": float(loss(theta[None])[0]),
-              "sharpness": sharpness(loss, theta, radii, samples, seed)}
+              "active": layout.dim}
     if task.kind == "classify":
         xtr, ytr, _, _ = task.prepare()
-        idx = task.batch(seed, 0)[:batch]
+        idx = task.batch(BATCH_SEED, 0, size=batch)
+        be = _backend.get(backend)
+        x, y = be.asarray(xtr[idx]), be.asarray(ytr[idx])
+
+        def loss(pop):
+            return be.to_numpy(cross_entropy(net.forward(layout, pop.astype(np.float32), x, backend=be), y))
+    else:
+        def loss(pop):
+            return -task.evaluate(net, layout, pop.astype(np.float32), seed=seed, generation=0, backend=backend)
+
+    result["loss"] = float(loss(theta[None])[0])
+    result["sharpness"] = sharpness(loss, theta, radii, samples, seed)
+    if task.kind == "classify":
         obj = Objective(net, layout, xtr[idx], ytr[idx])
         result["eigenvalues"] = top_eigenvalues(lambda v: obj.hvp(theta, v), layout.dim, top_k, seed=seed).tolist()
         result["trace"], result["trace_stderr"] = hutchinson_trace(lambda v: obj.hvp(theta, v), layout.dim,

@@ -62,11 +62,12 @@ class ClassifyTask:
                                   "training images")
         return self._data
 
-    def batch(self, seed: int, generation: int) -> np.ndarray:
-        """Indices of this generation's training batch: the first ``batch_size`` of a seeded permutation."""
+    def batch(self, seed: int, generation: int, size: int | None = None) -> np.ndarray:
+        """Indices of this generation's training batch: the first ``size`` (default ``batch_size``, at most the
+        training set) of a seeded permutation."""
         n = len(self.prepare()[0])
         words = noise.philox_uint32(seed, generation, 1, n, stream=noise.BATCH)[0]
-        return smallest_first(words, self.batch_size)
+        return smallest_first(words, min(self.batch_size if size is None else int(size), n))
 
     def evaluate(self, net, layout, pop, seed: int, generation: int = 0, backend="numba") -> np.ndarray:
         """−mean cross-entropy per member ``(P,)`` on this generation's shared batch."""
