@@ -109,16 +109,21 @@ def _labels(flat: list[dict]) -> list[str]:
         loose = [k for k in keys if len(set(values[k])) > 1]
         strict = [k for k in loose if len(set(values[k]) - {"null"}) > 1]
         for vary in (strict, loose):
-            names = [" · ".join(f"{k}={_text(flat[i].get(k))}" for k in vary) or flat[i]["prune"] for i in mine]
+            names = [_name(flat[i], vary) for i in mine]
             if len(set(names)) == len(names):
                 break
         for i, name in zip(mine, names):
-            transfer = flat[i].get("tickets_from")
-            if transfer:  # "snr tickets of sep_cma_es → snes", not "trainer=snes": say that it is a transfer
-                rest = [f"{k}={_text(flat[i].get(k))}" for k in vary if k not in ("tickets_from", "trainer", "prune")]
-                name = " · ".join([transfer, *rest])
             out[i] = name
     return out
+
+
+def _name(flat: dict, vary: list) -> str:
+    """One curve's name from the keys ``vary``; a transfer is "snr tickets of sep_cma_es → snes" (not
+    "trainer=snes": say that it is a transfer) plus whatever else varies."""
+    transfer = flat.get("tickets_from")
+    if transfer:
+        return " · ".join([transfer, *(f"{k}={_text(flat.get(k))}" for k in vary if k not in ("trainer", "prune"))])
+    return " · ".join(f"{k}={_text(flat.get(k))}" for k in vary) or flat["prune"]
 
 
 def method(config: dict) -> str:

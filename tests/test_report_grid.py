@@ -87,6 +87,11 @@ def test_a_gd_curve_is_not_named_by_the_es_loops_unused_keys():
     flat = [report_grid._flatten(c) for c in ({**gd, **tasked}, rr)] + [report_grid._flatten(transfer)]
     flat[2]["tickets_from"] = "snr tickets of snes → gd"  # _flatten names a real transfer from its source file
     assert report_grid._labels(flat) == ["prune=magnitude", "prune=random-reinit", "snr tickets of snes → gd"]
+    # beside the ES curves too: the transfer shares GD-IMP's prune and trainer, which must not make every name
+    # fall back to all the keys that differ anywhere
+    flat = [report_grid._flatten(es)] + flat
+    assert report_grid._labels(flat) == ["prune=snr · trainer=snes", "prune=magnitude · trainer=gd",
+                                         "prune=random-reinit · trainer=gd", "snr tickets of snes → gd"]
 
 
 def test_duplicates_are_warned_and_counted_once(runs, tmp_path):
