@@ -39,7 +39,7 @@ def collect(paths, warn=print) -> list[tuple[Path, dict, list]]:
                 continue
             seen[key] = f
             files.append(f)
-    runs, configs = [], {}
+    runs, configs, unfinished = [], {}, set()
     for f in files:
         run = RunFile.open(f)
         cfg, rows = run.config, run.summary()
@@ -52,9 +52,26 @@ def collect(paths, warn=print) -> list[tuple[Path, dict, list]]:
             continue
         configs[key] = f
         runs.append((f, cfg, rows))
+        if not run.finished:
+            unfinished.add(f)
     if not runs:
         raise UserError("no finished runs to report")
-    return runs
+    return _without_unfinished_seeds(runs, unfinished, warn)
+
+
+def _without_unfinished_seeds(runs, unfinished, warn):
+    """A run still going (or stopped) is left out of a curve that has finished seeds: kept, it would cut every
+    seed's curve to its few iterations (``curves`` cuts a group to its common length) while a sweep runs. A curve
+    with no finished seed keeps them all, cut."""
+    done = {_identity(cfg) for f, cfg, _ in runs if f not in unfinished}
+    kept = []
+    for f, cfg, rows in runs:
+        if f in unfinished and _identity(cfg) in done:
+            warn(f"warning: {f} is unfinished ({len(rows)} of {cfg['iterations'] + 1} iterations); left out of "
+                 "its curve, whose other seeds have finished")
+            continue
+        kept.append((f, cfg, rows))
+    return kept
 
 
 def curves(runs, metric: str = "test", warn=print, band_kind: str = "se") -> list[dict]:

@@ -95,8 +95,11 @@ gd_fashion_mnist() {
     "$ES" connect "$gd/seed=0__prune=magnitude.h5" "$gd/seed=1__prune=magnitude.h5" --out "$FIG/fashion-mnist-connect-gd-seeds"
     "$ES" connect "$es/seed=0__prune=snr.h5" --consecutive --out "$FIG/fashion-mnist-connect-es-consecutive"
     "$ES" connect "$gd/seed=0__prune=magnitude.h5" --consecutive --out "$FIG/fashion-mnist-connect-gd-consecutive"
-    # ES (snr) and GD (magnitude) solutions of the same init at equal sparsity: the paper's ES-vs-GD pair
-    "$ES" connect "$es/seed=0__prune=snr.h5" "$gd/seed=0__prune=magnitude.h5" --out "$FIG/fashion-mnist-connect-es-gd"
+    # ES (snr) and GD (magnitude) solutions of the same init at equal sparsity: the paper's ES-vs-GD pair, 3 seeds
+    for seed in 0 1 2; do
+        "$ES" connect "$es/seed=${seed}__prune=snr.h5" "$gd/seed=${seed}__prune=magnitude.h5" \
+            --out "$FIG/fashion-mnist-connect-es-gd-s$seed"
+    done
     say "Fashion-MNIST: flatness (top Hessian eigenvalues, trace, sharpness) of ES vs GD solutions, 3 seeds (finding 4)"
     local its="--iteration 0 --iteration 5 --iteration 10 --iteration 15 --iteration 20"
     # shellcheck disable=SC2086

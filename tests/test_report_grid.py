@@ -21,7 +21,8 @@ SCORES = {  # (task, prune) -> per seed, the test score at iterations 0, 1, 2
 }
 
 
-def fake_run(path, task, prune, seed, scores, iterations=None):
+def fake_run(path, task, prune, seed, scores, iterations=None, finished=True):
+    """A run file with the test ``scores`` of its iterations; ``finished=False``: stopped after the last one."""
     iterations = len(scores) - 1 if iterations is None else iterations
     cfg = config.resolve({"task": task, "prune": prune, "seed": seed, "iterations": iterations},
                          prepare=False)
@@ -31,7 +32,7 @@ def fake_run(path, task, prune, seed, scores, iterations=None):
     for k, s in enumerate(scores):
         row = {"iteration": k, "sparsity": 1 - 0.8**k, "weights": 10, "final": s, "best": s, "test": s,
                "threshold": np.nan, "seconds": 1.0}
-        run.finish_iteration(k, {}, {}, row, next_ticket=ticket if k + 1 < len(scores) else None)
+        run.finish_iteration(k, {}, {}, row, next_ticket=ticket if k + 1 < len(scores) or not finished else None)
     run.unlock()
     return path
 
@@ -141,14 +142,24 @@ def test_cli_writes_figure_json_and_csv(runs, tmp_path):
     assert bad.exit_code == 2 and "no run files" in bad.output
 
 
-def test_a_seed_that_stopped_early_cuts_its_curve_with_a_warning(runs):
-    fake_run(runs / "partial.h5", "CartPole-v1", "snr", 7, [400, 100], iterations=2)  # stopped in iteration 2
+def test_an_unfinished_seed_is_left_out_of_a_curve_whose_other_seeds_finished(runs, tmp_path):
+    """A sweep in progress: one seed at iteration 2 must not cut the finished seeds' curve to 2 iterations."""
+    partial = fake_run(runs / "partial.h5", "CartPole-v1", "snr", 7, [400, 100], iterations=2, finished=False)
     lines = []
-    curves = report_grid.curves(report_grid.collect([runs]), warn=lines.append)
+    curves = report_grid.curves(report_grid.collect([runs], warn=lines.append), warn=lines.append)
     snr = next(c for c in curves if c["task"] == "CartPole-v1" and c["method"] == "snr")
-    assert snr["seeds"] == 4 and snr["iteration"] == [0, 1]
-    np.testing.assert_allclose(snr["mean"], [(500 + 480 + 490 + 400) / 4, (450 + 470 + 400 + 100) / 4])
-    assert lines == ["warning: prune=snr: the seeds reached 2..3 iterations; the curve stops at 2 (unfinished runs?)"]
+    assert snr["seeds"] == 3 and snr["iteration"] == [0, 1, 2] and str(partial) not in snr["files"]
+    assert lines == [f"warning: {partial} is unfinished (2 of 3 iterations); left out of its curve, whose other "
+                     "seeds have finished"]
+    # no finished seed: the seeds are kept and cut to their common length, with a warning
+    alone = tmp_path / "alone"
+    fake_run(alone / "a.h5", "CartPole-v1", "snr", 0, [400, 100], iterations=2, finished=False)
+    fake_run(alone / "b.h5", "CartPole-v1", "snr", 1, [500], iterations=2, finished=False)
+    lines = []
+    curve = report_grid.curves(report_grid.collect([alone], warn=lines.append), warn=lines.append)[0]
+    assert curve["seeds"] == 2 and curve["iteration"] == [0]
+    np.testing.assert_allclose(curve["mean"], [450])
+    assert lines == ["warning: snr: the seeds reached 1..2 iterations; the curve stops at 1 (unfinished runs?)"]
 
 
 def test_text_table_prints_mean_and_se_at_the_nearest_iteration(runs):
