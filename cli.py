@@ -192,10 +192,12 @@ def list_presets(as_json):
                "from the README's Performance figures; on a machine shared with other jobs expect several times more")
 
 
-# The config's option tables as repeatable KEY=VALUE flags: (flag, config table, what it sets, examples).
+# The config's option tables as repeatable KEY=VALUE flags: (flag, what it sets, examples); --FLAG-option fills
+# the table FLAG_options.
 _OPTION_TABLES = (("gd", "An option of the GD trainer", "e.g. epochs=2, lr=3e-4, batch_size=128; PPO: "
                                                          "timesteps=200000, n_envs=8, target=475"),
-                  ("strategy", "An option of the evolution strategy", "e.g. sigma_init=0.05 (see `esprune strategies`)"),
+                  ("strategy", "An option of the evolution strategy",
+                   "e.g. sigma_init=0.05 (see `esprune strategies`)"),
                   ("task", "An option of the task", "e.g. batch_size=256 (see `esprune tasks`)"))
 
 
@@ -292,8 +294,9 @@ def transfer(source, out, overwrite, quiet, **flags):
     The setting is the source's config with the given flags changed: another strategy (e.g. SNES → PGPE),
     another task with the same network (Fashion-MNIST → MNIST), or gradient descent (--trainer gd, the ES → GD
     transfer). A new strategy or task starts from its own defaults, not the source's options: give the ones
-    wanted with --strategy-option / --task-option. No pruning happens: iteration k trains the source's ticket k. The result is an ordinary run
-    file that records its source (config key tickets_from); `esprune report` draws it beside the source.
+    wanted with --strategy-option / --task-option. No pruning happens: iteration k trains the source's ticket k.
+    The result is an ordinary run file that records its source (config key tickets_from); `esprune report` draws
+    it beside the source.
     """
     from esprune import config
     from esprune.imp import Experiment
@@ -731,7 +734,8 @@ def _write_outputs(result, prefix, draw, what):
 @click.argument("run_b", required=False, type=click.Path(dir_okay=False))
 @click.option("--iteration", type=int, help="Compare the two runs at this iteration only (default: every common one); "
                                             "not with --consecutive.")
-@click.option("--consecutive", is_flag=True, help="Compare consecutive iterations k, k+1 of RUN_A (not with --iteration).")
+@click.option("--consecutive", is_flag=True,
+              help="Compare consecutive iterations k, k+1 of RUN_A (not with --iteration).")
 @click.option("--points", default=25, show_default=True, type=click.IntRange(3), help="α grid points on [0, 1].")
 @click.option("--out", "prefix", type=click.Path(dir_okay=False),
               help="Write PREFIX.json and PREFIX.png (default: RUN_A's name + '-connect').")

@@ -29,7 +29,8 @@ GRIDS = {
 # The grids of docs/REPRODUCTION.md (`make reproduce`): the paper's experiments at budgets a 2-core machine affords,
 # 3 seeds. Each states its cut in its [base]; the paper-budget grids above are the same points without it.
 REPRO_SEEDS = [0, 1, 2]
-_REPRO_MNIST_BUDGET = {"generations": 100, "eval_every": 10, "checkpoint_every": 25, "task_options": {"batch_size": 256}}
+_REPRO_MNIST_BUDGET = {"generations": 100, "eval_every": 10, "checkpoint_every": 25,
+                       "task_options": {"batch_size": 256}}
 REPRO = {
     "repro-pendulum": ("Pendulum-v1 at 25% of the paper's budget (500 generations per iteration), 3 seeds: SNR vs "
                        "magnitude vs random-reinit (REPRODUCTION.md finding 1)",
@@ -45,13 +46,14 @@ REPRO = {
                             "(the paper: 1024), 3 seeds: SNR vs magnitude vs random-reinit (REPRODUCTION.md finding 1)",
                             {"preset": "fashion-mnist", "base": _REPRO_MNIST_BUDGET,
                              "axes": {"seed": REPRO_SEEDS, "prune": TICKET_MAKERS}}),
-    "repro-pgpe-fashion-mnist": ("Fashion-MNIST with PGPE (the fashion-mnist-pgpe preset) at repro-fashion-mnist's budget, "
-                                 "3 seeds: SNR vs magnitude vs random-reinit, the target curves of the SNES → PGPE "
+    "repro-pgpe-fashion-mnist": ("Fashion-MNIST with PGPE (the fashion-mnist-pgpe preset) at repro-fashion-mnist's "
+                                 "budget, 3 seeds: SNR vs magnitude vs random-reinit, the target curves of the SNES → PGPE "
                                  "transfer (REPRODUCTION.md findings 1 and 3)",
                                  {"preset": "fashion-mnist-pgpe", "base": _REPRO_MNIST_BUDGET,
                                   "axes": {"seed": REPRO_SEEDS, "prune": TICKET_MAKERS}}),
     "repro-mnist": ("MNIST with SNES (the mnist-snes preset) at repro-fashion-mnist's budget, 3 seeds: SNR vs "
-                    "random-reinit, the target curves of the Fashion-MNIST → MNIST transfer (REPRODUCTION.md finding 3)",
+                    "random-reinit, the target curves of the Fashion-MNIST → MNIST transfer "
+                    "(REPRODUCTION.md finding 3)",
                     {"preset": "mnist-snes", "base": _REPRO_MNIST_BUDGET,
                      "axes": {"seed": REPRO_SEEDS, "prune": ["snr", "random-reinit"]}}),
     "repro-gd-fashion-mnist": ("Fashion-MNIST, the paper's GD baseline at its full budget (Adam 3e-4, batch 128, 2 epochs "
