@@ -311,12 +311,16 @@ def transfer(source, out, overwrite, quiet, **flags):
 
 
 def _key_values(items, flag) -> dict:
-    """``KEY=VALUE`` strings as a dict; values parsed as JSON where they are (numbers, true, lists), else text."""
-    out = {}
+    """``KEY=VALUE`` strings as a dict; values parsed as JSON where they are (numbers, true, lists), else text.
+    Raises UsageError for an item without ``=`` or a key given twice."""
+    out, given = {}, {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UsageError(f"{flag} takes KEY=VALUE, got {item!r}")
+        if key in out:  # last-wins would hide a typo'd or pasted-twice flag; two values cannot both be meant
+            raise UsageError(f"{flag} {key} is given twice ({key}={given[key]} and {item}); give it once")
+        given[key] = value
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:

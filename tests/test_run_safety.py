@@ -112,7 +112,10 @@ def test_transfer_takes_the_new_strategy_and_task_options_given(tmp_path):
                           "--out", tmp_path / "u.h5", "--quiet"), "temperature")
     one_line_error(invoke("transfer", source, "--task-option", "batch", "--out", tmp_path / "v.h5", "--quiet"),
                    "--task-option takes KEY=VALUE")
-    assert not (tmp_path / "u.h5").exists() and not (tmp_path / "v.h5").exists()
+    one_line_error(invoke("transfer", source, "--strategy-option", "sigma_init=0.1", "--strategy-option",
+                          "sigma_init=0.2", "--out", tmp_path / "w.h5", "--quiet"),
+                   "--strategy-option sigma_init is given twice (sigma_init=0.1 and sigma_init=0.2)")
+    assert not any((tmp_path / name).exists() for name in ("u.h5", "v.h5", "w.h5"))
 
 
 def test_transfer_of_an_unfinished_source_takes_only_the_tickets_asked_for(tmp_path):
