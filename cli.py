@@ -47,15 +47,26 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            raise UsageError(str(exc)) from None
+            raise _ending_the_job(exc, UsageError(str(exc))) from None
         except click.UsageError as exc:
             raise _one_line(exc) from None
         except (MemoryError, ValueError) as exc:  # the library's checks bound sizes; this is the safety net
             if not out_of_memory(exc):
                 raise
             advice = _SMALLER.get(ctx.invoked_subcommand, "reduce the sizes it was given")
-            raise UsageError(f"out of memory: this needs more memory than this machine has "
-                             f"({str(exc) or 'no detail'}); {advice}") from None
+            raise _ending_the_job(exc, UsageError(f"out of memory: this needs more memory than this machine has "
+                                                  f"({str(exc) or 'no detail'}); {advice}")) from None
+
+
+def _ending_the_job(exc: BaseException, error: click.ClickException) -> click.ClickException:
+    """``error``, the one line for ``exc``; when one MPI rank met ``exc`` alone mid-run (``abort_job``, set by
+    ``distributed.Sharded``), the line is printed here and the whole job ends: the other ranks would otherwise
+    wait for this one forever."""
+    if getattr(exc, "abort_job", False):
+        from esprune import distributed
+
+        distributed.abort_job(f"Error: {error.format_message()}", error.exit_code)
+    return error
 
 
 # What to make smaller when a command runs out of memory (a MemoryError, or numpy's size-limit ValueError)

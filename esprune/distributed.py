@@ -125,6 +125,17 @@ class Sharded(Experiment):
     def is_root(self) -> bool:
         return self.comm is None or self.comm.rank == 0
 
+    def execute(self, *args, **kwargs):
+        """``Experiment.execute``; a one-line error that this rank meets alone mid-run (out of memory, a disk
+        error) is marked ``abort_job``: the other ranks wait for this one in their next allgather, so the
+        command that reports it must end the whole job (``abort_job``), not only this rank."""
+        try:
+            return super().execute(*args, **kwargs)
+        except (UserError, MemoryError, ValueError) as err:
+            if self.comm is not None and self.comm.size > 1:
+                err.abort_job = True
+            raise
+
 
 def start(config: dict, path, overwrite: bool = False) -> Sharded:
     """``Experiment.start`` on every rank: rank 0 creates ``path``, the others a private copy."""
@@ -195,6 +206,14 @@ def _agree(c, fn):
     if message is not None:
         raise UserError(message)
     return None
+
+
+def abort_job(message: str, status: int = 2) -> None:
+    """Print ``message`` (one line, on stderr) and end every rank of the job with ``status``
+    (``MPI_Abort``): for an error met by one rank while the others wait for it in a collective."""
+    print(message, file=sys.stderr, flush=True)
+    comm().Abort(status)
+    os._exit(status)  # mpich's MPI_Abort may return to the caller before the launcher ends the job
 
 
 def _private(path, r: int) -> Path:

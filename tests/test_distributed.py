@@ -12,6 +12,7 @@ import pytest
 from esprune import config, distributed, strategies
 from esprune.errors import ConfigError
 from esprune.imp import Experiment
+from esprune.store import RunFile
 
 from test_sweep import BASE, assert_same_run, write_grid
 
@@ -108,6 +109,23 @@ def test_sharded_run_is_bit_identical_to_the_single_process_run(tmp_path):
     assert_same_run(tmp_path / "r3.h5", tmp_path / "one.h5")
     again = mpi(2, "run", *flags, "--out", str(tmp_path / "r2.h5"))
     assert again.returncode == 2 and again.stderr.count("already exists") == 2  # every rank stops, none hangs
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_one_rank_out_of_memory_mid_run_ends_the_whole_job_with_one_line(tmp_path, rank):
+    """Rank ``rank`` alone runs out of memory inside iteration 1 (the test hook ESPRUNE_OOM_AT): the job ends
+    at once with status 2 and the one-line error, once; before, the other rank waited in its next allgather
+    for ever."""
+    launcher, esprune = mpiexec()
+    done = subprocess.run([launcher, "-n", "2", esprune, "run", "--task", "CartPole-v1", "--popsize", "7",
+                           "--generations", "4", "--iterations", "1", "--out", str(tmp_path / "r.h5"), "--quiet"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "ESPRUNE_OOM_AT": f"1:2:{rank}"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count(f"Error: out of memory: this needs more memory than this machine has "
+                             f"(ESPRUNE_OOM_AT=1:2:{rank}); reduce --popsize") == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert RunFile.open(tmp_path / "r.h5").tickets() == 2  # iteration 0's commit stays
 
 
 @pytest.mark.slow
