@@ -610,9 +610,13 @@ def sweep():
               help="Cut the training budget: generations, eval_every, checkpoint_every and the GD trainer's "
                    "epochs/timesteps times SCALE (at least 1); sparsity levels, population and hyperparameters "
                    "stay. E.g. 0.01 makes the paper's 2000 generations per iteration 20.")
+@click.option("--only", multiple=True, metavar="AXIS=VALUE",
+              help="Run only the points with this axis value (repeatable: one axis several times = any of those "
+                   "values, several axes = all of them), e.g. --only prune=snr --only seed=0 --only seed=1. The "
+                   "sweep's status still lists the whole grid.")
 @click.option("--list", "list_only", is_flag=True, help="Validate the grid and list its points; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def sweep_start(grid_file, preset, directory, jobs, scale, list_only, quiet):
+def sweep_start(grid_file, preset, directory, jobs, scale, only, list_only, quiet):
     """Run every point of a grid: finished points are skipped, partial ones resumed, so the same command
     continues a killed sweep. Every point's config is checked before any run starts.
 
@@ -628,18 +632,27 @@ def sweep_start(grid_file, preset, directory, jobs, scale, list_only, quiet):
         raise UsageError("give a GRID_FILE or --preset NAME (one of them)")
     grid = grids.get(preset) if preset else _sweep.load(grid_file)
     directory = directory or str(Path("sweeps") / (preset or Path(grid_file).stem))
-    points = _sweep.expand(grid, directory, scale=scale)
+    grid_points = _sweep.expand(grid, directory, scale=scale)
+    pairs = []
+    for item in only:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--only takes AXIS=VALUE, e.g. --only prune=snr; got {item!r}")
+        pairs.append((key, value))
+    points = _sweep.select(grid_points, pairs)
     if list_only:
         for p in points:
             click.echo(f"{p.path}  {'exists' if p.path.exists() else 'new'}")
         return
     if distributed.world_size() > 1:
-        outcomes = distributed.sweep(points, directory, grid, progress=None if quiet else _echo_point)
+        outcomes = distributed.sweep(points, directory, grid, progress=None if quiet else _echo_point,
+                                     grid_points=grid_points)
         if outcomes is None:  # not rank 0
             return
     else:
-        _sweep.write_manifest(points, directory, grid)
-        click.echo(f"esprune sweep: {len(points)} points → {directory} ({jobs} at a time)", err=True)
+        _sweep.write_manifest(grid_points, directory, grid)
+        which = f"{len(points)} of {len(grid_points)} points (--only)" if only else f"{len(points)} points"
+        click.echo(f"esprune sweep: {which} → {directory} ({jobs} at a time)", err=True)
         try:
             outcomes = _run_sweep(points, jobs, quiet)
         except KeyboardInterrupt:

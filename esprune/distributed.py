@@ -236,15 +236,16 @@ def _bind_device(config: dict) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- sweeps
-def sweep(points, directory, grid, progress=None):
-    """Run a sweep's points over the ranks. Rank 0 writes the manifest and hands out points; returns
-    {name: outcome} on rank 0 and None elsewhere. ``progress(name, outcome)`` on rank 0 as points end."""
+def sweep(points, directory, grid, progress=None, grid_points=None):
+    """Run a sweep's points over the ranks. Rank 0 writes the manifest of ``grid_points`` (the whole grid's;
+    default ``points``) and hands out ``points``; returns {name: outcome} on rank 0 and None elsewhere.
+    ``progress(name, outcome)`` on rank 0 as points end."""
     from . import sweep as _sweep
 
     c = comm()
     c.Barrier()  # every rank has checked the grid and the files already there before any point starts
     if c.rank == 0:
-        _sweep.write_manifest(points, directory, grid)
+        _sweep.write_manifest(points if grid_points is None else grid_points, directory, grid)
     if c.size == 1:
         return {p.name: _sweep.attempt(p) for p in points}
     if c.rank == 0:

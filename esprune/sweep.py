@@ -103,6 +103,36 @@ def expand(grid: dict, directory, scale: float = 1.0, prepare: bool = True) -> l
     return points
 
 
+def select(points: list[Point], only: list[tuple[str, str]]) -> list[Point]:
+    """The points whose axis values match ``only``, pairs (axis, value) as ``--only AXIS=VALUE`` gives them:
+    one axis named several times matches any of its values, different axes must all match. An axis is named
+    by its key or by its short name in the file names (``sigma_init`` for ``strategy_options.sigma_init``);
+    a value as in the grid (JSON-normalized: ``0.10`` is ``0.1``). Order as in ``points``. Raises ConfigError
+    for a name that is not an axis or a value the axis does not have."""
+    if not only:
+        return points
+    axes = {key: [] for key in points[0].values} if points else {}
+    for p in points:
+        for key, value in p.values.items():
+            if _text(value) not in axes[key]:
+                axes[key].append(_text(value))
+    short = _short_names(list(axes))
+    wanted: dict[str, set] = {}
+    for name, value in only:
+        key = name if name in axes else next((k for k, s in short.items() if s == name), None)
+        if key is None:
+            raise ConfigError(f"--only {name}={value}: {name} is not an axis of this grid (axes: "
+                              f"{', '.join(axes)})")
+        try:
+            text = _text(json.loads(value))
+        except json.JSONDecodeError:
+            text = value
+        if text not in axes[key]:
+            raise ConfigError(f"--only {name}={value}: axis {key} has the values {', '.join(axes[key])}")
+        wanted.setdefault(key, set()).add(text)
+    return [p for p in points if all(_text(p.values[key]) in texts for key, texts in wanted.items())]
+
+
 def scaled(cfg: dict, scale: float) -> dict:
     """The budget keys of ``cfg`` cut by ``scale``: generations, eval_every and checkpoint_every, and the GD
     trainer's epochs and timesteps where given; each rounded, at least 1. The sparsity levels (iterations,

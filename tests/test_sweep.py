@@ -150,6 +150,26 @@ def test_killed_sweep_continues_with_the_same_command_to_uninterrupted_numbers(t
     assert third.exit_code == 0 and "0 run, 0 resumed, 2 already done" in third.output
 
 
+def test_only_runs_the_points_asked_for_and_the_status_keeps_the_whole_grid(tmp_path):
+    grid = write_grid(tmp_path, 'seed = [0, 1]\nstrategy_options.sigma_init = [0.05, 0.2]\n')
+    out = tmp_path / "d"
+    done = invoke("sweep", "start", grid, "--dir", out, "--only", "sigma_init=0.20", "--only", "seed=1", "--quiet")
+    assert done.exit_code == 0, done.output
+    assert "1 of 4 points (--only)" in done.output and "1 run, 0 resumed" in done.output
+    assert [(r["point"], r["state"]) for r in sweep.status(out)] == [
+        ("seed=0__sigma_init=0.05", "not started"), ("seed=0__sigma_init=0.2", "not started"),
+        ("seed=1__sigma_init=0.05", "not started"), ("seed=1__sigma_init=0.2", "done")]
+    points = sweep.expand(sweep.load(grid), out)
+    either = sweep.select(points, [("seed", "0"), ("seed", "1"), ("strategy_options.sigma_init", "0.05")])
+    assert [p.name for p in either] == ["seed=0__sigma_init=0.05", "seed=1__sigma_init=0.05"]
+    for only, message in [("sigma=0.05", "sigma is not an axis of this grid (axes: seed, strategy_options.sigma_init)"),
+                          ("seed=2", "axis seed has the values 0, 1"), ("seed", "--only takes AXIS=VALUE")]:
+        refused = invoke("sweep", "start", grid, "--dir", out, "--only", only, "--quiet")
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+        assert len(refused.output.strip().splitlines()) == 1
+    assert len(sweep.status(out)) == 4
+
+
 def test_status_lists_points_not_started(tmp_path):
     grid = sweep.load(write_grid(tmp_path, 'seed = [0, 1]\n'))
     points = sweep.expand(grid, tmp_path / "d")
