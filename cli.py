@@ -775,16 +775,37 @@ def connect(run_a, run_b, iteration, consecutive, points, prefix, backend):
     iterations of one run. Networks with different masks are interpolated as whole vectors (pruned entries
     0) and evaluated dense. The score barrier is the largest drop of the test score below the straight line
     between the ends (0 = linearly connected); the loss barrier likewise for the loss.
+
+    Each pair's result is kept in PREFIX.partial.json as it finishes: stopped, the same command continues
+    with the pairs left.
     """
     from esprune.analysis import connectivity, output
+    from esprune.analysis.partial import item_key
 
     pairs = connectivity.pairs(run_a, run_b, iteration, consecutive)
     prefix = _analysis_prefix(prefix, run_a, "connect")
-    results = [connectivity.connect(a, b, points, backend)
-               for a, b in _each(pairs, "connect", lambda p: f"{p[0].label} ↔ {p[1].label}")]
+    keys = [f"{item_key(a.path, a.iteration)} {item_key(b.path, b.iteration)}" for a, b in pairs]
+    partial = _partial(prefix, {"analysis": "connect", "points": points, "backend": backend}, keys)
+    results = [partial.result(key, lambda: connectivity.connect(a, b, points, backend))
+               for key, (a, b) in _each(list(zip(keys, pairs)), "connect", lambda p: f"{p[1][0].label} ↔ "
+                                                                                    f"{p[1][1].label}")]
     click.echo(output.table(connectivity.rows(results), connectivity.COLUMNS))
     _write_outputs({"pairs": results}, prefix, lambda out, plt: connectivity.figure(results, out, plt),
                    "score and loss along each path")
+    partial.done()
+
+
+def _partial(prefix, settings, keys):
+    """The analysis's ``Partial`` (its finished items kept as they finish), saying how much a stopped run of
+    the same command had already done."""
+    from esprune.analysis.partial import Partial
+
+    partial = Partial(prefix, settings)
+    found = partial.found(keys)
+    if found:
+        click.echo(f"continuing: {found} of {len(keys)} items were finished by an earlier run of this command "
+                   f"({partial.path})", err=True)
+    return partial
 
 
 @cli.command()
@@ -808,10 +829,12 @@ def flatness(run_files, iterations, top_k, probes, batch, samples, prefix, backe
     N(0, r²) perturbations of the active parameters. Give ES and GD runs together to compare them.
 
     Eigenvalues and trace need a supervised loss (classification tasks); control runs get the sharpness
-    profile only.
+    profile only. Each solution's result is kept in PREFIX.partial.json as it finishes: stopped, the same
+    command continues with the solutions left.
     """
     from esprune.analysis import flatness as _flatness
     from esprune.analysis import output
+    from esprune.analysis.partial import item_key
     from esprune.analysis.solutions import finished_iterations, load
 
     for path in run_files:
@@ -819,14 +842,19 @@ def flatness(run_files, iterations, top_k, probes, batch, samples, prefix, backe
             raise UsageError(f"{path} has no finished iteration yet; continue it with `esprune resume {path}`")
     jobs = [(path, k) for path in run_files for k in (iterations or finished_iterations(path))]
     prefix = _analysis_prefix(prefix, run_files[0], "flatness")
-    results = [_flatness.analyze(load(path, k), top_k, probes, batch, samples=samples, backend=backend)
-               for path, k in _each(jobs, "flatness", lambda j: f"{j[0]}@{j[1]}")]
+    keys = [item_key(path, k) for path, k in jobs]
+    partial = _partial(prefix, {"analysis": "flatness", "top_k": top_k, "probes": probes, "batch": batch,
+                                "samples": samples, "backend": backend}, keys)
+    results = [partial.result(key, lambda: _flatness.analyze(load(path, k), top_k, probes, batch, samples=samples,
+                                                             backend=backend))
+               for key, (path, k) in _each(list(zip(keys, jobs)), "flatness", lambda j: f"{j[1][0]}@{j[1][1]}")]
     click.echo(output.table(_flatness.rows(results), _flatness.columns(results)))
     notes = {r.get("note") for r in results} - {None}
     for note in notes:
         click.echo(note, err=True)
     _write_outputs({"solutions": results}, prefix, lambda out, plt: _flatness.figure(results, out, plt),
                    "top eigenvalue vs sparsity, sharpness profiles")
+    partial.done()
 
 
 @cli.command("snr")

@@ -195,3 +195,45 @@ def test_connect_names_a_missing_file_and_a_missing_partner(runs):
     assert result.exit_code == 2 and "does not exist" in result.output
     result = CliRunner().invoke(cli, ["connect", str(runs["es0"])])
     assert result.exit_code == 2 and "second run file" in result.output
+
+
+@pytest.mark.parametrize("name", ["connect", "flatness"])
+def test_a_stopped_analysis_continues_where_it_stopped_to_the_uninterrupted_output(runs, tmp_path, monkeypatch,
+                                                                                  name):
+    """Killed after its first item, the same command computes only the items left (the first is read back from
+    PREFIX.partial.json) and writes exactly the uninterrupted output; other settings start over."""
+    module, function = {"connect": (connectivity, "connect"), "flatness": (flatness, "analyze")}[name]
+    args = {"connect": ("connect", runs["gd"], "--consecutive", "--points", 5),
+            "flatness": ("flatness", runs["gd"], "--batch", 64, "--probes", 2, "--top-k", 1, "--samples", 2)}[name]
+    whole = _invoke(*args, "--out", tmp_path / "whole")
+    assert whole.exit_code == 0, whole.output
+    real, calls = getattr(module, function), []
+
+    def dies_on_the_second(*a, **kw):
+        calls.append(a)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+    monkeypatch.setattr(module, function, dies_on_the_second)
+    for prefix in ("cut", "other"):
+        calls.clear()
+        stopped = _invoke(*args, "--out", tmp_path / prefix)  # Ctrl-C: click's "Aborted!", status 1
+        assert stopped.exit_code == 1 and not (tmp_path / f"{prefix}.json").exists()
+        assert (tmp_path / f"{prefix}.partial.json").exists()
+    calls.clear()
+    monkeypatch.setattr(module, function, lambda *a, **kw: (calls.append(a), real(*a, **kw))[1])
+    again = _invoke(*args, "--out", tmp_path / "cut")
+    assert again.exit_code == 0, again.output
+    items = {"connect": 2, "flatness": 3}[name]  # the GD run's 3 iterations: 2 consecutive pairs, 3 solutions
+    assert f"continuing: 1 of {items} items were finished by an earlier run" in again.output
+    assert len(calls) == items - 1
+    assert (tmp_path / "cut.json").read_text() == (tmp_path / "whole.json").read_text()
+    assert not (tmp_path / "cut.partial.json").exists()
+    calls.clear()  # other settings (the last option's value) start over
+    other = _invoke(*args[:-1], "3", "--out", tmp_path / "other")
+    assert other.exit_code == 0 and "continuing" not in other.output and len(calls) == items
+    (tmp_path / "torn.partial.json").write_text('{"settings": ')  # a torn file is no reason to stop
+    calls.clear()
+    torn = _invoke(*args, "--out", tmp_path / "torn")
+    assert torn.exit_code == 0 and len(calls) == items
+    assert (tmp_path / "torn.json").read_text() == (tmp_path / "whole.json").read_text()
