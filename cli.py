@@ -327,6 +327,7 @@ def _key_values(items, flag) -> dict:
     out, given = {}, {}
     for item in items:
         key, sep, value = item.partition("=")
+        key = key.strip()  # "sigma_init =0.2" names sigma_init, as TOML's "sigma_init = 0.2" does
         if not sep or not key:
             raise UsageError(f"{flag} takes KEY=VALUE, got {item!r}")
         if key in out:  # last-wins would hide a typo'd or pasted-twice flag; two values cannot both be meant
@@ -617,8 +618,8 @@ def sweep():
 @click.option("--list", "list_only", is_flag=True, help="Validate the grid and list its points; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sweep_start(grid_file, preset, directory, jobs, scale, only, list_only, quiet):
-    """Run every point of a grid: finished points are skipped, partial ones resumed, so the same command
-    continues a killed sweep. Every point's config is checked before any run starts.
+    """Run every point of a grid (or those --only picks): finished points are skipped, partial ones resumed, so
+    the same command continues a killed sweep. Every point's config is checked before any run starts.
 
     Under MPI (`mpiexec -n R esprune sweep ...`) rank 0 hands the points out one at a time to ranks 1..R-1
     (a queue, so slow points do not stall the rest); --jobs is then ignored.
@@ -632,17 +633,20 @@ def sweep_start(grid_file, preset, directory, jobs, scale, only, list_only, quie
         raise UsageError("give a GRID_FILE or --preset NAME (one of them)")
     grid = grids.get(preset) if preset else _sweep.load(grid_file)
     directory = directory or str(Path("sweeps") / (preset or Path(grid_file).stem))
-    grid_points = _sweep.expand(grid, directory, scale=scale)
     pairs = []
     for item in only:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise UsageError(f"--only takes AXIS=VALUE, e.g. --only prune=snr; got {item!r}")
         pairs.append((key, value))
+    grid_points = _sweep.expand(grid, directory, scale=scale, prepare=False)
     points = _sweep.select(grid_points, pairs)
+    _sweep.prepare_tasks(points)  # the data of the points that will run, not of the whole grid
+    which = f"{len(points)} of {len(grid_points)} points (--only)" if only else f"{len(points)} points"
     if list_only:
         for p in points:
             click.echo(f"{p.path}  {'exists' if p.path.exists() else 'new'}")
+        click.echo(f"{which}; nothing run (--list)", err=True)
         return
     if distributed.world_size() > 1:
         outcomes = distributed.sweep(points, directory, grid, progress=None if quiet else _echo_point,
@@ -651,7 +655,6 @@ def sweep_start(grid_file, preset, directory, jobs, scale, only, list_only, quie
             return
     else:
         _sweep.write_manifest(grid_points, directory, grid)
-        which = f"{len(points)} of {len(grid_points)} points (--only)" if only else f"{len(points)} points"
         click.echo(f"esprune sweep: {which} → {directory} ({jobs} at a time)", err=True)
         try:
             outcomes = _run_sweep(points, jobs, quiet)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -26,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, UserError
+from .errors import ConfigError, UserError, out_of_memory
 from .imp import Experiment
+from .store import RunFileError
 
 _SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
 _RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK")
@@ -126,13 +128,16 @@ class Sharded(Experiment):
         return self.comm is None or self.comm.rank == 0
 
     def execute(self, *args, **kwargs):
-        """``Experiment.execute``; a one-line error that this rank meets alone mid-run (out of memory, a disk
-        error) is marked ``abort_job``: the other ranks wait for this one in their next allgather, so the
-        command that reports it must end the whole job (``abort_job``), not only this rank."""
+        """``Experiment.execute``; an error that one rank can meet alone mid-run (out of memory, or its run file
+        failing to be read or written) is marked ``abort_job``: the other ranks wait for this one in their next
+        allgather, so the command that reports it must end the whole job (``abort_job``), not only this rank.
+        The other one-line errors (a ticket that cannot be made, ...) come from state every rank shares: every
+        rank meets them at the same point and ends as usual."""
         try:
             return super().execute(*args, **kwargs)
         except (UserError, MemoryError, ValueError) as err:
-            if self.comm is not None and self.comm.size > 1:
+            alone = out_of_memory(err) or isinstance(err, RunFileError)
+            if alone and self.comm is not None and self.comm.size > 1:
                 err.abort_job = True
             raise
 
@@ -210,17 +215,45 @@ def _agree(c, fn):
 
 def abort_job(message: str, status: int = 2) -> None:
     """Print ``message`` (one line, on stderr) and end every rank of the job with ``status``
-    (``MPI_Abort``): for an error met by one rank while the others wait for it in a collective."""
+    (``MPI_Abort``): for an error met by one rank while the others wait for it in a collective. This rank's
+    private folders are removed first (``os._exit`` and the ranks the launcher kills run no ``atexit``)."""
     print(message, file=sys.stderr, flush=True)
+    for folder in _PRIVATE:
+        shutil.rmtree(folder, ignore_errors=True)
+    time.sleep(1.0)  # MPICH's launcher forwards a rank's stderr asynchronously: an abort at once can lose the line
     comm().Abort(status)
-    os._exit(status)  # mpich's MPI_Abort may return to the caller before the launcher ends the job
+    os._exit(status)  # MPICH's MPI_Abort may return to the caller before the launcher ends the job
 
 
 def _private(path, r: int) -> Path:
-    """Where rank ``r`` keeps its copy of the run file: a temporary directory removed when the process ends."""
-    folder = tempfile.mkdtemp(prefix=f"esprune-rank{r}-")
+    """Where rank ``r`` keeps its copy of the run file: a temporary directory removed when the process ends
+    (``abort_job`` removes it too). A rank killed outright (SIGKILL, the launcher ending the job) cannot remove
+    its own: the folder names the process, and the next rank to start removes those of processes gone."""
+    _remove_orphans()
+    folder = tempfile.mkdtemp(prefix=f"esprune-rank{r}-pid{os.getpid()}-")
+    _PRIVATE.append(folder)
     atexit.register(shutil.rmtree, folder, True)
     return Path(folder) / Path(path).name
+
+
+_PRIVATE: list[str] = []  # this process's private folders
+
+
+def _remove_orphans() -> None:
+    for folder in Path(tempfile.gettempdir()).glob("esprune-rank*-pid*-*"):
+        found = re.match(r"esprune-rank\d+-pid(\d+)-", folder.name)
+        if found and not _alive(int(found.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _bind_device(config: dict) -> None:

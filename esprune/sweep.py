@@ -90,25 +90,31 @@ def expand(grid: dict, directory, scale: float = 1.0, prepare: bool = True) -> l
         seen[key], files[name] = name, values
         points.append(Point(name, values, cfg, directory / f"{name}.h5"))
     if prepare:
-        tasks = {}
-        for p in points:
-            tasks.setdefault(json.dumps([p.config.task, dict(p.config.task_options)], sort_keys=True), p)
-        for p in tasks.values():  # once per task: missing data stops the sweep before it starts
-            try:
-                _config.validate(p.config, prepare=True)
-            except UserError as err:
-                raise type(err)(f"grid point {p.name}: {err}") from None
+        prepare_tasks(points)
     for point in points:
         _check_existing(point)
     return points
+
+
+def prepare_tasks(points: list[Point]) -> None:
+    """Load and verify each task's data once, for these points (missing data stops the sweep before it
+    starts); raises the task's UserError, naming the first point that needs it."""
+    tasks = {}
+    for p in points:
+        tasks.setdefault(json.dumps([p.config.task, dict(p.config.task_options)], sort_keys=True), p)
+    for p in tasks.values():
+        try:
+            _config.validate(p.config, prepare=True)
+        except UserError as err:
+            raise type(err)(f"grid point {p.name}: {err}") from None
 
 
 def select(points: list[Point], only: list[tuple[str, str]]) -> list[Point]:
     """The points whose axis values match ``only``, pairs (axis, value) as ``--only AXIS=VALUE`` gives them:
     one axis named several times matches any of its values, different axes must all match. An axis is named
     by its key or by its short name in the file names (``sigma_init`` for ``strategy_options.sigma_init``);
-    a value as in the grid (JSON-normalized: ``0.10`` is ``0.1``). Order as in ``points``. Raises ConfigError
-    for a name that is not an axis or a value the axis does not have."""
+    a value is read as JSON where it is one (numbers compare by value: ``1`` is ``1.0``), else as text. Order
+    as in ``points``. Raises ConfigError for a name that is not an axis or a value the axis does not have."""
     if not only:
         return points
     axes = {key: [] for key in points[0].values} if points else {}
@@ -119,18 +125,29 @@ def select(points: list[Point], only: list[tuple[str, str]]) -> list[Point]:
     short = _short_names(list(axes))
     wanted: dict[str, set] = {}
     for name, value in only:
+        name = name.strip()
         key = name if name in axes else next((k for k, s in short.items() if s == name), None)
         if key is None:
             raise ConfigError(f"--only {name}={value}: {name} is not an axis of this grid (axes: "
                               f"{', '.join(axes)})")
-        try:
-            text = _text(json.loads(value))
-        except json.JSONDecodeError:
-            text = value
-        if text not in axes[key]:
-            raise ConfigError(f"--only {name}={value}: axis {key} has the values {', '.join(axes[key])}")
-        wanted.setdefault(key, set()).add(text)
-    return [p for p in points if all(_text(p.values[key]) in texts for key, texts in wanted.items())]
+        given = _comparable(value.strip())
+        if given not in {_comparable(text) for text in axes[key]}:
+            raise ConfigError(f"--only {name}={value}: axis {key} has the values "
+                              f"{', '.join(axes[key])} (one value per --only; repeat it for several)")
+        wanted.setdefault(key, set()).add(given)
+    return [p for p in points if all(_comparable(_text(p.values[key])) in values for key, values in wanted.items())]
+
+
+def _comparable(text: str):
+    """An axis value's text as --only compares it: numbers (not booleans) by value, anything else as JSON's
+    canonical text, or as given when it is not JSON."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return ("text", text)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return ("number", float(value))
+    return ("text", _text(value))
 
 
 def scaled(cfg: dict, scale: float) -> dict:

@@ -4,6 +4,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +119,7 @@ def test_one_rank_out_of_memory_mid_run_ends_the_whole_job_with_one_line(tmp_pat
     at once with status 2 and the one-line error, once; before, the other rank waited in its next allgather
     for ever."""
     launcher, esprune = mpiexec()
+    private = set(Path(tempfile.gettempdir()).glob("esprune-rank*"))
     done = subprocess.run([launcher, "-n", "2", esprune, "run", "--task", "CartPole-v1", "--popsize", "7",
                            "--generations", "4", "--iterations", "1", "--out", str(tmp_path / "r.h5"), "--quiet"],
                           capture_output=True, text=True, timeout=120,
@@ -126,6 +129,19 @@ def test_one_rank_out_of_memory_mid_run_ends_the_whole_job_with_one_line(tmp_pat
                              f"(ESPRUNE_OOM_AT=1:2:{rank}); reduce --popsize") == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert RunFile.open(tmp_path / "r.h5").tickets() == 2  # iteration 0's commit stays
+    left = set(Path(tempfile.gettempdir()).glob("esprune-rank*")) - private
+    assert not [p for p in left if p.name.startswith(f"esprune-rank{rank}-")]  # the aborting rank removed its copy
+    for folder in left:  # the rank the launcher killed: gone once its process is (the launcher does not wait)
+        pid = int(folder.name.split("-pid")[1].split("-")[0])
+        for _ in range(100):
+            if not distributed._alive(pid):
+                break
+            time.sleep(0.1)
+    again = subprocess.run([launcher, "-n", "2", esprune, "run", "--task", "CartPole-v1", "--popsize", "7",
+                            "--generations", "1", "--iterations", "0", "--out", str(tmp_path / "s.h5"), "--quiet"],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert not {p.name for p in set(Path(tempfile.gettempdir()).glob("esprune-rank*")) - private}  # next start: gone
 
 
 @pytest.mark.slow

@@ -162,12 +162,28 @@ def test_only_runs_the_points_asked_for_and_the_status_keeps_the_whole_grid(tmp_
     points = sweep.expand(sweep.load(grid), out)
     either = sweep.select(points, [("seed", "0"), ("seed", "1"), ("strategy_options.sigma_init", "0.05")])
     assert [p.name for p in either] == ["seed=0__sigma_init=0.05", "seed=1__sigma_init=0.05"]
+    by_value = sweep.select(points, [(" seed", "1.0"), ("sigma_init", "5e-2")])  # numbers compare by value
+    assert [p.name for p in by_value] == ["seed=1__sigma_init=0.05"]
     for only, message in [("sigma=0.05", "sigma is not an axis of this grid (axes: seed, strategy_options.sigma_init)"),
-                          ("seed=2", "axis seed has the values 0, 1"), ("seed", "--only takes AXIS=VALUE")]:
+                          ("seed=2", "axis seed has the values 0, 1 (one value per --only"),
+                          ("prune=snr,magnitude", "prune is not an axis"), ("seed", "--only takes AXIS=VALUE")]:
         refused = invoke("sweep", "start", grid, "--dir", out, "--only", only, "--quiet")
         assert refused.exit_code == 2 and message in refused.output, refused.output
         assert len(refused.output.strip().splitlines()) == 1
     assert len(sweep.status(out)) == 4
+
+
+def test_only_needs_the_data_of_the_points_it_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("ESPRUNE_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.cache/esprune either
+    (tmp_path / "empty").mkdir()
+    grid = tmp_path / "g.toml"
+    grid.write_text('[base]\ngenerations = 2\niterations = 0\n[axes]\ntask = ["CartPole-v1", "mnist"]\n')
+    whole = invoke("sweep", "start", grid, "--dir", tmp_path / "d", "--list")
+    assert whole.exit_code == 2 and "grid point task=mnist" in whole.output and "not found" in whole.output
+    part = invoke("sweep", "start", grid, "--dir", tmp_path / "d", "--list", "--only", "task=CartPole-v1")
+    assert part.exit_code == 0, part.output
+    assert "task=CartPole-v1.h5  new" in part.output and "1 of 2 points (--only); nothing run" in part.output
 
 
 def test_status_lists_points_not_started(tmp_path):
