@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make reproduce [STAGES="pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe mnist
-#                         pendulum-baselines"] [JOBS=2]: the experiments of docs/REPRODUCTION.md at the
+# make reproduce [STAGES="pendulum fashion-mnist same-init gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe
+#                         mnist pendulum-baselines"] [JOBS=2]: the experiments of docs/REPRODUCTION.md at the
 # budgets stated there, then their figures and tables into docs/figures/.
 #
 # Resumable: every experiment is a sweep (finished points skipped, partial ones resumed from their last
@@ -11,7 +11,8 @@
 set -euo pipefail
 ES=${ES:-.venv/bin/esprune}
 JOBS=${JOBS:-2}
-STAGE_NAMES="pendulum fashion-mnist gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe mnist pendulum-baselines"
+STAGE_NAMES="pendulum fashion-mnist same-init gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe mnist"
+STAGE_NAMES+=" pendulum-baselines"
 if [ -n "${STAGES+set}" ] && [ -z "${STAGES//[[:space:]]/}" ]; then  # set but empty: a mistake, not "all" (hours)
     echo "reproduce: STAGES is empty; name stages from: $STAGE_NAMES (or leave STAGES unset for all)" >&2; exit 2
 fi
@@ -55,12 +56,6 @@ pendulum() {
     say "Pendulum-v1: linear mode connectivity, consecutive sparsities and seeds 0-1 (finding 4)"
     "$ES" connect "$d/seed=0__prune=snr.h5" --consecutive --out "$FIG/pendulum-connect-consecutive"
     "$ES" connect "$d/seed=0__prune=snr.h5" "$d/seed=1__prune=snr.h5" --out "$FIG/pendulum-connect-seeds"
-    # the same tickets (init + mask) of seed 0 trained again with other ES noise (seed 1): connectivity of two
-    # trainings from one init, the usual linear-mode-connectivity test, for tickets 0..15
-    local lmc=sweeps/repro-pendulum-lmc/snr-seed0-init_trained-seed1.h5
-    mkdir -p sweeps/repro-pendulum-lmc
-    run_or_resume "$lmc" "$ES" transfer "$d/seed=0__prune=snr.h5" --seed 1 --iterations 15
-    "$ES" connect "$d/seed=0__prune=snr.h5" "$lmc" --out "$FIG/pendulum-connect-same-init"
     say "Pendulum-v1: sharpness profiles of seed 0's snr solutions (finding 4; no Hessian for control tasks)"
     "$ES" flatness "$d/seed=0__prune=snr.h5" --out "$FIG/pendulum-flatness"
 }
@@ -78,11 +73,28 @@ fashion_mnist() {
     "$ES" report "$d" -o "$FIG/fashion-mnist-tickets.png" --at paper
     say "Fashion-MNIST: the SNR study of seed 0's snr run (finding 5)"
     "$ES" snr "$d/seed=0__prune=snr.h5" --out "$FIG/fashion-mnist-snr"
-    say "Fashion-MNIST: the same tickets of seed 0 trained again with other SNES noise and batches (finding 4)"
-    local lmc=sweeps/repro-fashion-mnist-lmc/snr-seed0-init_trained-seed1.h5
-    mkdir -p sweeps/repro-fashion-mnist-lmc
-    run_or_resume "$lmc" "$ES" transfer "$d/seed=0__prune=snr.h5" --seed 1
-    "$ES" connect "$d/seed=0__prune=snr.h5" "$lmc" --out "$FIG/fashion-mnist-connect-same-init"
+}
+
+same_init_stage() {
+    say "Pendulum-v1: the same tickets of seeds 0-2 trained again with other ES noise, tickets 0..15 (finding 4)"
+    same_init sweeps/repro-pendulum sweeps/repro-pendulum-lmc pendulum --iterations 15
+    say "Fashion-MNIST: the same tickets of seeds 0-2 trained again with other SNES noise and batches (finding 4)"
+    same_init sweeps/repro-fashion-mnist sweeps/repro-fashion-mnist-lmc fashion-mnist
+}
+
+# Linear mode connectivity of two trainings from one init: the snr tickets (init + mask) of seed s in sweep $1
+# trained again with other ES noise (seed s + 1) into $2, then connected; $3 names the figures; the rest
+# (--iterations N) goes to the transfer. Seed 0's figure keeps its first name (...-same-init), seeds 1-2 add -sS.
+same_init() {
+    local d=$1 out=$2 name=$3
+    shift 3
+    mkdir -p "$out"
+    for seed in 0 1 2; do
+        local lmc="$out/snr-seed$seed-init_trained-seed$((seed + 1)).h5" fig="$FIG/$name-connect-same-init"
+        [ "$seed" = 0 ] || fig="$fig-s$seed"
+        run_or_resume "$lmc" "$ES" transfer "$d/seed=${seed}__prune=snr.h5" --seed $((seed + 1)) "$@"
+        "$ES" connect "$d/seed=${seed}__prune=snr.h5" "$lmc" --out "$fig"
+    done
 }
 
 gd_fashion_mnist() {
@@ -171,6 +183,7 @@ for stage in $STAGES; do
     case "$stage" in
         pendulum) pendulum ;;
         fashion-mnist) fashion_mnist ;;
+        same-init) same_init_stage ;;
         pendulum-baselines) pendulum_baselines ;;
         gd-fashion-mnist) gd_fashion_mnist ;;
         fashion-mnist-to-gd) fashion_mnist_to_gd ;;
