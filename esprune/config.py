@@ -21,7 +21,7 @@ from types import MappingProxyType
 
 from . import backend as _backend
 from . import prune, strategies, tasks
-from .errors import ConfigError
+from .errors import ConfigError, written
 from .strategies import hparams as _hparams
 
 SEED_LIMIT = 2**32  # seeds key the Philox noise: every seed must be a uint32
@@ -185,11 +185,11 @@ def _check_types(cfg):
     for key, kind in _TYPES.items():
         value = cfg[key]
         if kind is bool and not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}")
+            raise ConfigError(f"{key} must be true or false, got {written(value)}")
         if kind is str and not isinstance(value, str):
-            raise ConfigError(f"{key} must be a name (text), got {value!r}")
+            raise ConfigError(f"{key} must be a name (text), got {written(value)}")
         if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
+            raise ConfigError(f"{key} must be a number, got {written(value)}")
     if not isinstance(cfg["tickets_from"], (str, type(None))) or cfg["tickets_from"] == "":
         raise ConfigError(f"tickets_from must be the path of a run file, got {cfg['tickets_from']!r}")
     for key in OPTION_TABLES:
@@ -316,22 +316,22 @@ def _check_options(what, factory, options):
             _integer(f"{what}: {key}", value)
         elif kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"{what}: {key} must be a finite number, got {value!r}")
+                raise ConfigError(f"{what}: {key} must be a finite number, got {written(value)}")
         elif kind == "bool":
             if not isinstance(value, bool):
-                raise ConfigError(f"{what}: {key} must be true or false, got {value!r}")
+                raise ConfigError(f"{what}: {key} must be true or false, got {written(value)}")
         elif kind == "str" or (p.default is None and key.endswith("dir")):
             if not isinstance(value, str):
-                raise ConfigError(f"{what}: {key} must be text, got {value!r}")
+                raise ConfigError(f"{what}: {key} must be text, got {written(value)}")
         elif kind == "tuple":
             if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool)
                                                                and v > 0 for v in value):
-                raise ConfigError(f"{what}: {key} must be a list of positive integers, got {value!r}")
+                raise ConfigError(f"{what}: {key} must be a list of positive integers, got {written(value)}")
 
 
 def _integer(key, value):
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key} must be an integer, got {value!r}")
+        raise ConfigError(f"{key} must be an integer, got {written(value)}")
 
 
 # ---------------------------------------------------------------------------------------------- derived configs

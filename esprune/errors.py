@@ -1,4 +1,5 @@
 """User-facing errors: mistakes a user can fix, reported by the CLI as one line without a traceback."""
+import json
 
 # numpy's words for an array too large to index at all (a ValueError, not a MemoryError)
 _TOO_BIG = ("Maximum allowed size exceeded", "Maximum allowed dimension exceeded", "array is too big")
@@ -14,6 +15,16 @@ class BackendUnavailable(UserError):
 
 class ConfigError(UserError):
     """A configuration value is unknown, out of range or inconsistent."""
+
+
+def written(value) -> str:
+    """A config value as the user wrote it in TOML or a KEY=VALUE flag, for error messages: JSON's spelling
+    (``true``, ``null``, ``"abc"``, ``[1, 2]``) rather than Python's (``True``, ``None``, ``'abc'``); anything
+    JSON cannot spell as its ``repr``."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def bounded(key: str, value, high: int | None, low: int = 1) -> int:

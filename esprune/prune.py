@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import noise
-from .errors import ConfigError
+from .errors import ConfigError, written
 from .params import Mask, ParamSpec
 
 CRITERIA = ("magnitude", "snr", "random", "movement")
@@ -94,14 +94,14 @@ def check_options(options, kind: str | None = None) -> dict:
     """``options`` with every option present (default False); a ConfigError for an unknown name, a non-boolean
     value, or an option turned on for another method than ``kind`` (None: not checked)."""
     if not isinstance(options, dict):
-        raise ConfigError(f"prune_options must be a table of options, got {options!r}")
+        raise ConfigError(f"prune_options must be a table of options, got {written(options)}")
     unknown = sorted(set(options) - set(PRUNE_OPTIONS))
     if unknown:
         raise ConfigError(f"unknown prune option(s) {', '.join(unknown)}; known: "
                           + ", ".join(f"{k} ({m})" for k, m in PRUNE_OPTIONS.items()))
     for key, value in options.items():
         if not isinstance(value, bool):
-            raise ConfigError(f"prune option {key} must be true or false, got {value!r}")
+            raise ConfigError(f"prune option {key} must be true or false, got {written(value)}")
         if value and kind is not None and canonical(kind) != PRUNE_OPTIONS[key]:
             raise ConfigError(f"prune option {key} applies to prune = {PRUNE_OPTIONS[key]!r} only, "
                               f"not {canonical(kind)!r}")

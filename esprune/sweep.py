@@ -28,7 +28,7 @@ from pathlib import Path
 
 from . import config as _config
 from . import presets
-from .errors import ConfigError, UserError, out_of_memory
+from .errors import ConfigError, UserError, out_of_memory, written
 
 MANIFEST = "sweep.json"
 GRID_KEYS = ("preset", "base", "axes")
@@ -185,7 +185,7 @@ def _axes(axes) -> dict:
         if option and head not in _config.OPTION_TABLES:
             raise ConfigError(f"axis key {key!r}: only {', '.join(_config.OPTION_TABLES)} take dotted option names")
         if not isinstance(values, list):
-            raise ConfigError(f"axis {key} must be a list of values, e.g. {key} = [{_text(values)}], got {values!r}")
+            raise ConfigError(f"axis {key} must be a list of values, e.g. {key} = [{_text(values)}], got {written(values)}")
         if not values:
             raise ConfigError(f"axis {key} is empty: give it at least one value")
     return flat

@@ -44,6 +44,18 @@ def one_line_error(result, words=""):
     return lines[-1]
 
 
+@pytest.mark.parametrize("flag, message", [
+    ("--task-option=episodes=true", "episodes must be an integer, got true"),
+    ("--task-option=episodes=null", "episodes must be an integer, got null"),
+    ("--strategy-option=sigma_init=abc", 'sigma_init must be a number, got "abc"'),
+    ("--strategy-option=elite_ratio=[0.5]", "elite_ratio must be a number, got [0.5]"),
+])
+def test_a_bad_value_is_spelled_as_the_config_or_flag_writes_it(tmp_path, flag, message):
+    """TOML and KEY=VALUE flags write true, null and "text"; Python's True, None and 'text' are not what the user
+    typed."""
+    one_line_error(invoke("run", *FLAGS, flag, "--out", tmp_path / "r.h5"), message)
+
+
 def digest(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import special
 
 from .. import noise
-from ..errors import ConfigError, bounded
+from ..errors import ConfigError, bounded, written
 from ..nets import MLP
 from ..params import Layout
 from . import backprop, optim
@@ -60,7 +60,7 @@ class PPO:
         self.eval_episodes = None if eval_episodes is None else int(eval_episodes)
         self.target = target  # stop early once the test score reaches it (None: use the whole budget)
         if policy not in POLICIES:
-            raise ConfigError(f"PPO policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+            raise ConfigError(f"PPO policy must be one of {', '.join(POLICIES)}, got {written(policy)}")
         self.policy = policy
 
     def network(self, task):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend as _backend
-from ..errors import ConfigError
+from ..errors import ConfigError, written
 from ..ops import conv as ops
 from ..params import Layout, ParamSpec
 from .heads import apply_head
@@ -21,7 +21,7 @@ class CNN:
     def __init__(self, in_shape=(1, 28, 28), channels=(8, 16), kernel: int = 5, pool: int = 2, hidden=(),
                  out_dim: int = 10, activation: str = "relu", head: str = "log_softmax"):
         if activation not in ("tanh", "relu"):
-            raise ConfigError(f"CNN activation must be tanh or relu, got {activation!r}")
+            raise ConfigError(f"CNN activation must be tanh or relu, got {written(activation)}")
         self.in_shape = tuple(int(s) for s in in_shape)
         self.channels, self.kernel, self.pool = tuple(int(c) for c in channels), int(kernel), int(pool)
         if len(self.in_shape) != 3 or min(self.in_shape) < 1:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import ConfigError
+from ..errors import ConfigError, written
 from .base import TIES
 from .pgpe import SIGMA_RULES
 from .sep_cma_es import LEARNING_RATES
@@ -55,15 +55,15 @@ def check(strategy: str, hparams: dict, defaults: dict) -> None:
             continue
         if rule is bool:
             if not isinstance(value, bool):
-                raise ConfigError(f"{where} must be true or false, got {value!r}")
+                raise ConfigError(f"{where} must be true or false, got {written(value)}")
         elif isinstance(rule[0], str):
             if value not in rule:
-                raise ConfigError(f"{where} must be one of {', '.join(rule)}, got {value!r}")
+                raise ConfigError(f"{where} must be one of {', '.join(rule)}, got {written(value)}")
         else:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{where} must be a number, got {value!r}")
+                raise ConfigError(f"{where} must be a number, got {written(value)}")
             lo, hi, lo_open, hi_open = rule
             inside = (lo < value if lo_open else lo <= value) and (value < hi if hi_open else value <= hi)
             if not math.isfinite(value) or not inside:
                 raise ConfigError(f"{where} must lie in {'(' if lo_open else '['}{lo:g}, {hi:g}"
-                                  f"{')' if hi_open else ']'} and be finite, got {value!r}")
+                                  f"{')' if hi_open else ']'} and be finite, got {written(value)}")

@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 
 from .. import backend as _backend
-from ..errors import BackendUnavailable, ConfigError, bounded
+from ..errors import BackendUnavailable, ConfigError, bounded, written
 from ..nets import MLP
 from .episodes import MAX_EPISODES, MAX_STEPS, NormalizedEpisodes
 from .mujoco_bodies import BODIES
@@ -55,7 +55,7 @@ class LocomotionTask(NormalizedEpisodes):
             raise ConfigError("Reacher-v5 has no torso; torso_mass_scale applies to the walking bodies")
         self.torso_mass_scale = float(torso_mass_scale)
         if physics not in PHYSICS:
-            raise ConfigError(f"physics must be one of {', '.join(PHYSICS)}, got {physics!r}")
+            raise ConfigError(f"physics must be one of {', '.join(PHYSICS)}, got {written(physics)}")
         self.physics = physics
         self.obs_dim, self.act_dim, self.obs_shape = self.body.obs_dim, self.body.act_dim, (self.body.obs_dim,)
         self.hidden, self.continuous = tuple(int(h) for h in hidden), True
