@@ -53,9 +53,8 @@ pendulum() {
     "$ES" report "$d" -o "$FIG/pendulum-tickets.png" --at paper
     say "Pendulum-v1: the SNR study of seed 0's snr run (finding 5)"
     "$ES" snr "$d/seed=0__prune=snr.h5" --out "$FIG/pendulum-snr"
-    say "Pendulum-v1: linear mode connectivity, consecutive sparsities and seeds 0-1 (finding 4)"
-    "$ES" connect "$d/seed=0__prune=snr.h5" --consecutive --out "$FIG/pendulum-connect-consecutive"
-    "$ES" connect "$d/seed=0__prune=snr.h5" "$d/seed=1__prune=snr.h5" --out "$FIG/pendulum-connect-seeds"
+    say "Pendulum-v1: linear mode connectivity, consecutive sparsities and pairs of seeds, 3 seeds (finding 4)"
+    connect_seeds "$d" snr pendulum-connect
     say "Pendulum-v1: sharpness profiles of seed 0's snr solutions (finding 4; no Hessian for control tasks)"
     "$ES" flatness "$d/seed=0__prune=snr.h5" --out "$FIG/pendulum-flatness"
 }
@@ -93,8 +92,39 @@ same_init() {
         local lmc="$out/snr-seed$seed-init_trained-seed$((seed + 1)).h5" fig="$FIG/$name-connect-same-init"
         [ "$seed" = 0 ] || fig="$fig-s$seed"
         run_or_resume "$lmc" "$ES" transfer "$d/seed=${seed}__prune=snr.h5" --seed $((seed + 1)) "$@"
-        "$ES" connect "$d/seed=${seed}__prune=snr.h5" "$lmc" --out "$fig"
+        connect_to "$fig" "$d/seed=${seed}__prune=snr.h5" "$lmc"
     done
+}
+
+# Consecutive sparsities of seeds 0-2 ($3-consecutive, -s1, -s2) and the pairs of seeds 0-1, 0-2, 1-2 at equal
+# sparsity ($3-seeds, -0-2, -1-2) of the $2 runs in sweep $1.
+connect_seeds() {
+    local d=$1 prune=$2 name=$3 seed pair a b fig
+    for seed in 0 1 2; do
+        fig="$FIG/$name-consecutive"
+        [ "$seed" = 0 ] || fig="$fig-s$seed"
+        connect_to "$fig" "$d/seed=${seed}__prune=$prune.h5" --consecutive
+    done
+    for pair in 0-1 0-2 1-2; do
+        a=${pair%-*} b=${pair#*-} fig="$FIG/$name-seeds"
+        [ "$pair" = 0-1 ] || fig="$fig-$pair"
+        connect_to "$fig" "$d/seed=${a}__prune=$prune.h5" "$d/seed=${b}__prune=$prune.h5"
+    done
+}
+
+# esprune connect ARGS --out $1, unless $1.json is newer than every run file in ARGS (as make would): a rerun of
+# a stage redraws only what its runs changed. A stopped connect continues from $1.partial.json.
+connect_to() {
+    local out=$1 arg
+    shift
+    if [ -f "$out.json" ]; then
+        local stale=0
+        for arg in "$@"; do
+            if [[ "$arg" == *.h5 ]] && [ "$arg" -nt "$out.json" ]; then stale=1; fi
+        done
+        if [ "$stale" = 0 ]; then echo "$out: up to date"; return; fi
+    fi
+    "$ES" connect "$@" --out "$out"
 }
 
 gd_fashion_mnist() {
@@ -102,15 +132,13 @@ gd_fashion_mnist() {
     say "Fashion-MNIST: GD-IMP (Adam 3e-4, batch 128, 2 epochs), magnitude and random-reinit, 3 seeds (finding 2)"
     "$ES" sweep start --preset repro-gd-fashion-mnist --jobs "$JOBS" --quiet
     "$ES" report "$es" "$gd" -o "$FIG/fashion-mnist-es-vs-gd.png" --at paper
-    say "Fashion-MNIST: linear mode connectivity of ES and GD solutions, seeds 0-1 and consecutive (finding 4)"
-    "$ES" connect "$es/seed=0__prune=snr.h5" "$es/seed=1__prune=snr.h5" --out "$FIG/fashion-mnist-connect-es-seeds"
-    "$ES" connect "$gd/seed=0__prune=magnitude.h5" "$gd/seed=1__prune=magnitude.h5" --out "$FIG/fashion-mnist-connect-gd-seeds"
-    "$ES" connect "$es/seed=0__prune=snr.h5" --consecutive --out "$FIG/fashion-mnist-connect-es-consecutive"
-    "$ES" connect "$gd/seed=0__prune=magnitude.h5" --consecutive --out "$FIG/fashion-mnist-connect-gd-consecutive"
+    say "Fashion-MNIST: linear mode connectivity of ES and GD solutions, consecutive and pairs of seeds (finding 4)"
+    connect_seeds "$es" snr fashion-mnist-connect-es
+    connect_seeds "$gd" magnitude fashion-mnist-connect-gd
     # ES (snr) and GD (magnitude) solutions of the same init at equal sparsity: the paper's ES-vs-GD pair, 3 seeds
     for seed in 0 1 2; do
-        "$ES" connect "$es/seed=${seed}__prune=snr.h5" "$gd/seed=${seed}__prune=magnitude.h5" \
-            --out "$FIG/fashion-mnist-connect-es-gd-s$seed"
+        connect_to "$FIG/fashion-mnist-connect-es-gd-s$seed" "$es/seed=${seed}__prune=snr.h5" \
+            "$gd/seed=${seed}__prune=magnitude.h5"
     done
     say "Fashion-MNIST: flatness (top Hessian eigenvalues, trace, sharpness) of ES vs GD solutions, 3 seeds (finding 4)"
     local its="--iteration 0 --iteration 5 --iteration 10 --iteration 15 --iteration 20"
