@@ -728,7 +728,7 @@ def _analysis_prefix(prefix, run_file, analysis):
     prefix = str(prefix or output.default_prefix(run_file, analysis))
     for suffix in (".json", ".png"):  # --out res.json means the prefix res, not res.json.json and res.json.png
         prefix = prefix[:-len(suffix)] if prefix.endswith(suffix) else prefix
-    check_all([f"{prefix}.json", f"{prefix}.png"], f"{analysis} output", make_dirs=True)
+    check_all([f"{prefix}.json", f"{prefix}.png", f"{prefix}.partial.json"], f"{analysis} output", make_dirs=True)
     return prefix
 
 
@@ -804,6 +804,8 @@ def _partial(prefix, settings, keys):
     from esprune.analysis.partial import Partial
 
     partial = Partial(prefix, settings)
+    if partial.notice:
+        click.echo(f"warning: {partial.notice}", err=True)
     found = partial.found(keys)
     if found:
         click.echo(f"continuing: {found} of {len(keys)} items were finished by an earlier run of this command "

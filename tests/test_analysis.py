@@ -229,11 +229,23 @@ def test_a_stopped_analysis_continues_where_it_stopped_to_the_uninterrupted_outp
     assert len(calls) == items - 1
     assert (tmp_path / "cut.json").read_text() == (tmp_path / "whole.json").read_text()
     assert not (tmp_path / "cut.partial.json").exists()
-    calls.clear()  # other settings (the last option's value) start over
+    calls.clear()  # other settings (the last option's value): the kept items are neither reused nor overwritten
+    kept = (tmp_path / "other.partial.json").read_text()
     other = _invoke(*args[:-1], "3", "--out", tmp_path / "other")
-    assert other.exit_code == 0 and "continuing" not in other.output and len(calls) == items
-    (tmp_path / "torn.partial.json").write_text('{"settings": ')  # a torn file is no reason to stop
+    assert other.exit_code == 2 and "1 finished items of this analysis with other settings" in other.output
+    assert f"({args[-2].lstrip('-')} {args[-1]})" in other.output and "remove the file" in other.output
+    assert not calls and (tmp_path / "other.partial.json").read_text() == kept
+    damaged = json.loads(kept)  # an item edited by hand (or cut short): set aside with a warning, started over
+    key = next(iter(damaged["items"]))
+    damaged["items"][key]["loss"] = 0
+    (tmp_path / "other.partial.json").write_text(json.dumps(damaged))
+    again = _invoke(*args, "--out", tmp_path / "other")
+    assert again.exit_code == 0 and "is damaged" in again.output and len(calls) == items
+    assert (tmp_path / "other.json").read_text() == (tmp_path / "whole.json").read_text()
+    (tmp_path / "torn.partial.json").write_text('{"settings": ')
     calls.clear()
     torn = _invoke(*args, "--out", tmp_path / "torn")
-    assert torn.exit_code == 0 and len(calls) == items
-    assert (tmp_path / "torn.json").read_text() == (tmp_path / "whole.json").read_text()
+    assert torn.exit_code == 0 and "is damaged" in torn.output and len(calls) == items
+    (tmp_path / "dir.partial.json").mkdir()  # checked before the work, like PREFIX.json and PREFIX.png
+    blocked = CliRunner().invoke(cli, [str(a) for a in (*args, "--out", tmp_path / "dir")])
+    assert blocked.exit_code == 2 and "dir.partial.json is a directory" in blocked.output

@@ -9,27 +9,51 @@ is written. Finished iterations of a run never change, so a reused item is the i
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
+from ..errors import UserError
+from ..outputs import writing
 from ..store import RunFile
 
 
 class Partial:
-    """The finished items of one analysis run into ``prefix``, under ``settings`` (a JSON-able dict)."""
+    """The finished items of one analysis run into ``prefix``, under ``settings`` (a JSON-able dict).
+
+    Raises UserError when ``PREFIX.partial.json`` holds items computed with other settings: they are hours of
+    work, so they are neither reused nor overwritten; the message says how to continue them or start over. A
+    file that is damaged (truncated, edited: its items no longer match their checksum) is set aside with a
+    ``notice`` and the analysis starts over."""
 
     def __init__(self, prefix, settings: dict):
         self.path = Path(f"{prefix}.partial.json")
         self.settings = _plain(settings)
         self.items: dict = {}
+        self.notice = None
         try:
-            stored = json.loads(self.path.read_text())
-        except (OSError, ValueError):  # none yet, or a torn or foreign file: start over
-            stored = None
-        if isinstance(stored, dict) and stored.get("settings") == self.settings \
-                and isinstance(stored.get("items"), dict):
-            self.items = stored["items"]
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise UserError(f"cannot read {self.path}: {err.strerror or err}") from None
+        try:
+            stored = json.loads(text)
+            items, digest = stored["items"], stored["sha256"]
+            ok = isinstance(items, dict) and digest == _digest(items)
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            self.notice = f"{self.path} is damaged (not the file esprune wrote); starting over"
+            return
+        if stored.get("settings") != self.settings:
+            theirs = ", ".join(f"{k} {v}" for k, v in sorted(stored.get("settings", {}).items())
+                               if self.settings.get(k) != v)
+            raise UserError(f"{self.path} holds {len(items)} finished items of this analysis with other settings "
+                            f"({theirs}); run it again with those to continue them, or remove the file to start "
+                            "over with these")
+        self.items = items
 
     def result(self, key: str, compute) -> dict:
         """The item ``key``: read back when a stopped run of the same analysis finished it, else ``compute()``d
@@ -38,8 +62,10 @@ class Partial:
         if key not in self.items:
             self.items[key] = _plain(compute())
             tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text(json.dumps({"settings": self.settings, "items": self.items}))
-            os.replace(tmp, self.path)
+            with writing("analysis's partial results"):
+                tmp.write_text(json.dumps({"settings": self.settings, "items": self.items,
+                                           "sha256": _digest(self.items)}))
+                os.replace(tmp, self.path)
         return self.items[key]
 
     def found(self, keys) -> int:
@@ -52,8 +78,13 @@ class Partial:
 
 
 def item_key(path, iteration: int) -> str:
-    """``PATH#RUN_ID@K``: iteration ``iteration`` of this very run file."""
-    return f"{path}#{RunFile.open(path)._run_id()}@{int(iteration)}"
+    """``PATH#RUN_ID@K``: iteration ``iteration`` of this very run file (the path normalized: ``./r//a.h5`` is
+    ``r/a.h5``)."""
+    return f"{os.path.normpath(path)}#{RunFile.open(path)._run_id()}@{int(iteration)}"
+
+
+def _digest(items: dict) -> str:
+    return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
 
 
 def _plain(value):
