@@ -116,6 +116,7 @@ def list_strategies(as_json):
     docs/PAPER_SETTINGS.md), and the choices of the rule-choosing ones (ties; Sep-CMA-ES's learning_rates). A
     run file's config records the choice."""
     from esprune import strategies
+    from esprune.errors import written
 
     aliases = {v: k for k, v in strategies.ALIASES.items()}
     table = {name: {"alias": aliases[name], "doc": (cls.__doc__ or "").strip(),
@@ -126,7 +127,8 @@ def list_strategies(as_json):
         return
     for name, entry in table.items():
         click.echo(f"{name} ({entry['alias']}): {entry['doc']}")
-        click.echo("    " + ", ".join(f"{k}={v}" for k, v in entry["hyperparameters"].items()))
+        click.echo("    " + ", ".join(f"{k}={v if isinstance(v, str) else written(v)}"  # as a flag or TOML writes it
+                                      for k, v in entry["hyperparameters"].items()))
         for option, values in entry["choices"].items():
             if option != "ties":  # shared by all: printed once below
                 click.echo(f"    {option}:")
@@ -424,7 +426,8 @@ def _execute(exp, quiet):
                 click.echo(("" if log or quiet else "\n") + f"warning: {line}", err=True)
             rows = exp.execute(progress, iteration_done, warn if root else None)
     except KeyboardInterrupt:  # the last checkpoint stays; Experiment.execute removed the lock file
-        click.echo(f"\ninterrupted; continue with: esprune resume {exp.run.name}", err=True)
+        if root:  # under MPI the other ranks' files are private copies: resuming one would be the wrong advice
+            click.echo(f"\ninterrupted; continue with: esprune resume {exp.run.name}", err=True)
         sys.exit(130)
     if not root:
         return
@@ -639,9 +642,11 @@ def sweep_start(grid_file, preset, directory, jobs, scale, only, list_only, quie
         if not sep or not key.strip():
             raise UsageError(f"--only takes AXIS=VALUE, e.g. --only prune=snr; got {item!r}")
         pairs.append((key, value))
-    grid_points = _sweep.expand(grid, directory, scale=scale, prepare=False)
+    _sweep.check_same_grid(directory, grid)
+    grid_points = _sweep.expand(grid, directory, scale=scale, prepare=False, check_files=False)
     points = _sweep.select(grid_points, pairs)
-    _sweep.prepare_tasks(points)  # the data of the points that will run, not of the whole grid
+    _sweep.prepare_tasks(points)  # the data and the files of the points that will run, not of the whole grid
+    _sweep.check_existing(points)
     which = f"{len(points)} of {len(grid_points)} points (--only)" if only else f"{len(points)} points"
     if list_only:
         for p in points:
@@ -845,7 +850,8 @@ def flatness(run_files, iterations, top_k, probes, batch, samples, prefix, backe
     for path in run_files:
         if not finished_iterations(path):
             raise UsageError(f"{path} has no finished iteration yet; continue it with `esprune resume {path}`")
-    jobs = [(path, k) for path in run_files for k in (iterations or finished_iterations(path))]
+    jobs = list(dict.fromkeys((os.path.normpath(path), k) for path in run_files
+                              for k in (iterations or finished_iterations(path))))  # each solution once
     prefix = _analysis_prefix(prefix, run_files[0], "flatness")
     keys = [item_key(path, k) for path, k in jobs]
     partial = _partial(prefix, {"analysis": "flatness", "top_k": top_k, "probes": probes, "batch": batch,

@@ -50,13 +50,15 @@ def load(path) -> dict:
     return _config.load_toml(path)
 
 
-def expand(grid: dict, directory, scale: float = 1.0, prepare: bool = True) -> list[Point]:
+def expand(grid: dict, directory, scale: float = 1.0, prepare: bool = True,
+           check_files: bool = True) -> list[Point]:
     """Every point of ``grid`` with its validated config, checked against what ``directory`` already holds.
 
     Raises ConfigError (one line) for an unknown grid or config key, an axis that is not a non-empty list,
     two points with the same config (or the same file name), a bad value in any point, or a run file in
     ``directory`` that holds another config than its point. ``scale`` (0 < scale ≤ 1) cuts the training budget:
-    see ``scaled``. ``prepare``: load and verify each task's data once (as ``esprune run`` does).
+    see ``scaled``. ``prepare``: load and verify each task's data once (as ``esprune run`` does);
+    ``check_files``: check the files already there (``check_existing``; off when only some points will run).
     """
     unknown = sorted(set(grid) - set(GRID_KEYS))
     if unknown:
@@ -91,9 +93,28 @@ def expand(grid: dict, directory, scale: float = 1.0, prepare: bool = True) -> l
         points.append(Point(name, values, cfg, directory / f"{name}.h5"))
     if prepare:
         prepare_tasks(points)
+    if check_files:
+        check_existing(points)
+    return points
+
+
+def check_existing(points: list[Point]) -> None:
+    """Raises ConfigError when a run file already at a point's path holds another config than the point's."""
     for point in points:
         _check_existing(point)
-    return points
+
+
+def check_same_grid(directory, grid: dict) -> None:
+    """Raises ConfigError when ``directory`` already holds the manifest of another grid: running this one there
+    would replace it, and the other grid's points not started yet would vanish from ``sweep status``."""
+    path = Path(directory) / MANIFEST
+    try:
+        stored = json.loads(path.read_text()).get("grid")
+    except (OSError, ValueError, AttributeError):
+        return  # none yet (or not one esprune wrote): this grid's manifest will be written
+    if stored != json.loads(json.dumps(grid, default=str)):
+        raise ConfigError(f"{directory} holds the sweep of another grid ({path}); give this grid another --dir, "
+                          f"or remove {path} to make {directory} this grid's")
 
 
 def prepare_tasks(points: list[Point]) -> None:
@@ -185,7 +206,8 @@ def _axes(axes) -> dict:
         if option and head not in _config.OPTION_TABLES:
             raise ConfigError(f"axis key {key!r}: only {', '.join(_config.OPTION_TABLES)} take dotted option names")
         if not isinstance(values, list):
-            raise ConfigError(f"axis {key} must be a list of values, e.g. {key} = [{_text(values)}], got {written(values)}")
+            raise ConfigError(f"axis {key} must be a list of values, e.g. {key} = [{_text(values)}], "
+                              f"got {written(values)}")
         if not values:
             raise ConfigError(f"axis {key} is empty: give it at least one value")
     return flat

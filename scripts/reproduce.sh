@@ -24,6 +24,15 @@ mkdir -p "$FIG"
 
 say() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
+if [ $# -gt 1 ] || { [ $# = 1 ] && [ "$1" != --status ]; }; then  # a typo must not start hours of runs
+    echo "reproduce: unknown argument(s) $*; the only one is --status (stages are chosen with STAGES=...)" >&2
+    exit 2
+fi
+if ! [ -x "$ES" ]; then
+    echo "reproduce: $ES not found; run make setup first (or set ES to an esprune executable)" >&2
+    exit 2
+fi
+
 # scripts/reproduce.sh --status (make reproduce-status): how far every experiment has got, running nothing.
 if [ "${1:-}" = "--status" ]; then
     found=0

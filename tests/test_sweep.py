@@ -186,6 +186,20 @@ def test_only_needs_the_data_of_the_points_it_runs(tmp_path, monkeypatch):
     assert "task=CartPole-v1.h5  new" in part.output and "1 of 2 points (--only); nothing run" in part.output
 
 
+def test_a_second_grid_is_refused_in_a_sweeps_folder_and_only_checks_the_files_it_runs(tmp_path):
+    out = tmp_path / "d"
+    first = write_grid(tmp_path, 'seed = [0, 1]\n')
+    assert invoke("sweep", "start", first, "--dir", out, "--only", "seed=0", "--quiet").exit_code == 0
+    other = tmp_path / "other.toml"
+    other.write_text(BASE + "[axes]\nseed = [5]\n")
+    refused = invoke("sweep", "start", other, "--dir", out, "--quiet")
+    assert refused.exit_code == 2 and "holds the sweep of another grid" in refused.output
+    assert [r["point"] for r in sweep.status(out)] == ["seed=0", "seed=1"]  # the first grid's manifest stands
+    scaled = invoke("sweep", "start", first, "--dir", out, "--only", "seed=1", "--scale", "0.5", "--list")
+    assert scaled.exit_code == 0, scaled.output  # seed=0's file (another budget) is not among the points run
+    assert invoke("sweep", "start", first, "--dir", out, "--scale", "0.5", "--list").exit_code == 2
+
+
 def test_status_lists_points_not_started(tmp_path):
     grid = sweep.load(write_grid(tmp_path, 'seed = [0, 1]\n'))
     points = sweep.expand(grid, tmp_path / "d")
@@ -262,3 +276,10 @@ def test_reproduce_status_lists_each_experiment_and_runs_nothing(tmp_path):
     assert "seed=0__prune=snr" in done.stdout and "done" in done.stdout
     assert "sweeps/repro-fashion-mnist: not started" in done.stdout
     assert sorted(p.name for p in d.iterdir()) == ["seed=0__prune=snr.h5"]  # nothing ran, nothing was written
+    for args, extra, message in [(["--stauts"], {}, "unknown argument(s) --stauts"),
+                                 (["status", "x"], {}, "unknown argument(s) status x"),
+                                 (["--status"], {"ES": str(tmp_path / "no-venv" / "esprune")}, "run make setup")]:
+        refused = subprocess.run(["bash", str(ROOT / "scripts" / "reproduce.sh"), *args], cwd=tmp_path,
+                                 env={**env, **extra}, capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr  # a typo starts no stage
+    assert sorted(p.name for p in d.iterdir()) == ["seed=0__prune=snr.h5"]

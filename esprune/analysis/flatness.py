@@ -99,9 +99,11 @@ def analyze(sol: Solution, top_k: int = 3, probes: int = 20, batch: int = 512, r
 
 
 def rows(results) -> list[dict]:
+    names = run_names([r["run"] for r in results])
     out = []
     for r in results:
         row = {k: r[k] for k in ("iteration", "trainer", "sparsity", "active", "loss", "trace", "trace_stderr")}
+        row["run"] = names[r["run"]]
         row["lambda_max"] = r["eigenvalues"][0] if r["eigenvalues"] else None
         for s in r["sharpness"]:
             row[f"rise@{s['radius']:g}"] = s["mean_increase"]
@@ -109,8 +111,21 @@ def rows(results) -> list[dict]:
     return out
 
 
+def run_names(paths) -> dict:
+    """Each run file's shortest distinguishing name for a table: its file name, or its parent folder too when
+    two runs share a file name (seed=0__prune=snr.h5 of two sweeps)."""
+    from pathlib import Path
+
+    paths = list(dict.fromkeys(paths))
+    names = {p: Path(p).name for p in paths}
+    if len(set(names.values())) < len(paths):
+        names = {p: str(Path(Path(p).parent.name) / Path(p).name) for p in paths}
+    return names
+
+
 def columns(results):
-    base = [("iteration", "iter", "{:d}"), ("trainer", "trainer", "{}"), ("sparsity", "sparsity", "{:.4f}"),
+    several = len({r["run"] for r in results}) > 1
+    base = ([("run", "run", "{}")] if several else []) + [("iteration", "iter", "{:d}"), ("trainer", "trainer", "{}"), ("sparsity", "sparsity", "{:.4f}"),
             ("active", "active", "{:d}"), ("loss", "loss", "{:.4g}"), ("lambda_max", "λmax", "{:.4g}"),
             ("trace", "trace", "{:.4g}"), ("trace_stderr", "±", "{:.2g}")]
     radii = [s["radius"] for s in results[0]["sharpness"]] if results else []
