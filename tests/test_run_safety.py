@@ -282,7 +282,7 @@ def test_a_lock_file_removed_by_its_holder_is_not_locked_by_the_next_writer(tmp_
 STRATEGY_BAD = {"elite_ratio": [1.5, -0.5, 0.0], "sigma_init": [float("nan"), float("inf"), -1.0, 1e300, 0.0, "big"],
                 "lrate_init": [0.0, -1.0, "x"], "lrate_limit": [-1.0], "lrate_decay": [1.5, 0.0], "beta1": [1.0], "beta2": [-0.1],
                 "sigma_decay": [2.0], "sigma_limit": [-1.0], "sigma_max_change": [1.0, -0.1], "sigma_lrate": [-1.0],
-                "temperature": [float("nan")], "lrate_mean": [0.0], "lrate_sigma": [-0.1], "w_decay": [-1.0],
+                "temperature": [float("nan"), -3.0], "lrate_mean": [0.0], "lrate_sigma": [-0.1], "w_decay": [-1.0],
                 "mean_decay": [1.0, -0.1], "centered_rank": [1, "yes"], "opt": ["rmsprop"], "momentum": [1.0],
                 "eps": [0.0], "z_score": [0], "norm_range": ["no"], "sigma_rule": ["evosax"], "ties": ["first"],
                 "learning_rates": ["ros-hansen"]}

@@ -35,7 +35,7 @@ RANGES = {
     "sigma_lrate": (0.0, math.inf, False, True),
     "sigma_max_change": (0.0, 1.0, False, True),
     "elite_ratio": (0.0, 1.0, True, False),
-    "temperature": (-math.inf, math.inf, True, True),
+    "temperature": (0.0, math.inf, False, True),  # 0: SNES's rank utilities; < 0 would favour the worst members
     "lrate_mean": (0.0, math.inf, True, True),
     "lrate_sigma": (0.0, math.inf, False, True),  # None too, where a strategy derives it (SNES)
     "sigma_rule": tuple(SIGMA_RULES),

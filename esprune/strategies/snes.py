@@ -7,7 +7,8 @@ from .base import GaussianStrategy
 
 
 class SNES(GaussianStrategy):
-    """SNES: separable natural ES, temperature (or rank-utility) weights; lrate_sigma None = (3 + ln d)/(5√d)."""
+    """SNES: separable natural ES, temperature weights (temperature 0: rank utilities); lrate_sigma None =
+    (3 + ln d)/(5√d)."""
 
     name = "snes"
     defaults = {"sigma_init": 0.1, "temperature": 12.0, "lrate_mean": 1.0, "lrate_sigma": None}
