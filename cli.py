@@ -599,7 +599,8 @@ def sweep():
     an axis `preset` varies the starting preset). One run file per point, named from its axis values.
 
     Running takes --dir DIR (default sweeps/NAME), --jobs N (points at once), --scale F (cut the budget),
-    --list (check and list, run nothing), --quiet: see `esprune sweep start --help`.
+    --only AXIS=VALUE (a part of the grid), --list (check and list, run nothing), --quiet: see
+    `esprune sweep start --help`.
     """
 
 
