@@ -28,7 +28,7 @@ if [ $# -gt 1 ] || { [ $# = 1 ] && [ "$1" != --status ]; }; then  # a typo must 
     echo "reproduce: unknown argument(s) $*; the only one is --status (stages are chosen with STAGES=...)" >&2
     exit 2
 fi
-if ! [ -x "$ES" ]; then
+if ! command -v "$ES" >/dev/null; then
     echo "reproduce: $ES not found; run make setup first (or set ES to an esprune executable)" >&2
     exit 2
 fi
