@@ -309,6 +309,12 @@ class RunFile:
     def _run_id(self) -> str:
         return self._read(lambda f: str(f.attrs.get("run_id", f.attrs.get("created", ""))))
 
+    @property
+    def run_id(self) -> str:
+        """This run's identity: a new one for every new run at a path (``--overwrite`` too); older files: their
+        creation time."""
+        return self._run_id()
+
     def summary(self) -> list[dict]:
         """The finished iterations, one dict per row with the keys of ``SUMMARY_FIELDS`` and of
         ``effective_fields`` (the effective sparsity of the iteration's ticket). A file written before the

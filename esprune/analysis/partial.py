@@ -3,9 +3,10 @@ stopped, continues where it stopped instead of starting over (``connect`` and ``
 on a CPU, and tens of items).
 
 ``PREFIX.partial.json`` holds the analysis's settings and ``{key: result}``. An item's key names what it was
-computed from: the run file's path as given, its ``run_id`` (a run replaced with ``--overwrite`` gets a new one)
-and the iteration. Items are reused only when the settings are equal; the file is removed once the final output
-is written. Finished iterations of a run never change, so a reused item is the item the command would compute.
+computed from: the run file's path (normalized), its ``run_id`` (a run replaced with ``--overwrite`` gets a new
+one) and the iteration. Items are reused only under equal settings (a file of other settings is refused, not
+overwritten); the file is removed once the final output is written. Finished iterations of a run never change,
+so a reused item is the item the command would compute.
 """
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ class Partial:
 def item_key(path, iteration: int) -> str:
     """``PATH#RUN_ID@K``: iteration ``iteration`` of this very run file (the path normalized: ``./r//a.h5`` is
     ``r/a.h5``)."""
-    return f"{os.path.normpath(path)}#{RunFile.open(path)._run_id()}@{int(iteration)}"
+    return f"{os.path.normpath(path)}#{RunFile.open(path).run_id}@{int(iteration)}"
 
 
 def _digest(items: dict) -> str:
