@@ -323,17 +323,25 @@ def transfer(source, out, overwrite, quiet, **flags):
     _execute(exp, quiet)
 
 
+def _pairs(items, flag, takes="KEY=VALUE,") -> list[tuple[str, str]]:
+    """``KEY=VALUE`` strings as (key, value) pairs, the key stripped ("sigma_init =0.2" names sigma_init, as
+    TOML's "sigma_init = 0.2" does). Raises UsageError for an item without ``=`` or a key."""
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{flag} takes {takes} got {item!r}")
+        pairs.append((key.strip(), value))
+    return pairs
+
+
 def _key_values(items, flag) -> dict:
     """``KEY=VALUE`` strings as a dict; values parsed as JSON where they are (numbers, true, lists), else text.
     Raises UsageError for an item without ``=`` or a key given twice."""
     out, given = {}, {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()  # "sigma_init =0.2" names sigma_init, as TOML's "sigma_init = 0.2" does
-        if not sep or not key:
-            raise UsageError(f"{flag} takes KEY=VALUE, got {item!r}")
+    for key, value in _pairs(items, flag):
         if key in out:  # last-wins would hide a typo'd or pasted-twice flag; two values cannot both be meant
-            raise UsageError(f"{flag} {key} is given twice ({key}={given[key]} and {item}); give it once")
+            raise UsageError(f"{flag} {key} is given twice ({key}={given[key]} and {key}={value}); give it once")
         given[key] = value
         try:
             out[key] = json.loads(value)
@@ -637,12 +645,7 @@ def sweep_start(grid_file, preset, directory, jobs, scale, only, list_only, quie
         raise UsageError("give a GRID_FILE or --preset NAME (one of them)")
     grid = grids.get(preset) if preset else _sweep.load(grid_file)
     directory = directory or str(Path("sweeps") / (preset or Path(grid_file).stem))
-    pairs = []
-    for item in only:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--only takes AXIS=VALUE, e.g. --only prune=snr; got {item!r}")
-        pairs.append((key, value))
+    pairs = _pairs(only, "--only", "AXIS=VALUE, e.g. --only prune=snr;")
     _sweep.check_same_grid(directory, grid)
     grid_points = _sweep.expand(grid, directory, scale=scale, prepare=False, check_files=False)
     points = _sweep.select(grid_points, pairs)

@@ -10,6 +10,8 @@ for all perturbations at once as one population; it works for every task.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 
@@ -114,8 +116,6 @@ def rows(results) -> list[dict]:
 def run_names(paths) -> dict:
     """Each run file's shortest distinguishing name for a table: its file name, or its parent folder too when
     two runs share a file name (seed=0__prune=snr.h5 of two sweeps)."""
-    from pathlib import Path
-
     paths = list(dict.fromkeys(paths))
     names = {p: Path(p).name for p in paths}
     if len(set(names.values())) < len(paths):
@@ -125,9 +125,10 @@ def run_names(paths) -> dict:
 
 def columns(results):
     several = len({r["run"] for r in results}) > 1
-    base = ([("run", "run", "{}")] if several else []) + [("iteration", "iter", "{:d}"), ("trainer", "trainer", "{}"), ("sparsity", "sparsity", "{:.4f}"),
-            ("active", "active", "{:d}"), ("loss", "loss", "{:.4g}"), ("lambda_max", "λmax", "{:.4g}"),
-            ("trace", "trace", "{:.4g}"), ("trace_stderr", "±", "{:.2g}")]
+    base = ([("run", "run", "{}")] if several else []) + [
+        ("iteration", "iter", "{:d}"), ("trainer", "trainer", "{}"), ("sparsity", "sparsity", "{:.4f}"),
+        ("active", "active", "{:d}"), ("loss", "loss", "{:.4g}"), ("lambda_max", "λmax", "{:.4g}"),
+        ("trace", "trace", "{:.4g}"), ("trace_stderr", "±", "{:.2g}")]
     radii = [s["radius"] for s in results[0]["sharpness"]] if results else []
     return base + [(f"rise@{r:g}", f"Δloss r={r:g}", "{:.3g}") for r in radii]
 
