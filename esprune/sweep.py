@@ -379,9 +379,10 @@ def set_threads(n: int) -> None:
 # ---------------------------------------------------------------------------------------------- status
 def status(directory) -> list[dict]:
     """One row per point of the sweep in ``directory`` (from its manifest, plus any other run file there):
-    name, state ("done", "running or stopped", "not started", "unreadable"), ``iteration``: how many iterations
-    are finished (tickets trained), ``iterations``: the config's value (prunings after the dense iteration 0,
-    so ``iterations + 1`` tickets in all), the last row's sparsity and test score."""
+    name, state ("done", "partial (iteration K, generation G)", "not started", "unreadable: ..."),
+    ``tickets_trained``: how many tickets are trained (finished iterations), ``tickets``: how many the config
+    asks for (its ``iterations`` prunings after the dense iteration 0, plus one), the last trained ticket's
+    sparsity and test score; the counts and scores are None before the run file exists."""
     from .store import RunFile
 
     directory = Path(directory)
@@ -395,7 +396,7 @@ def status(directory) -> list[dict]:
     rows = []
     for name in names:
         path = directory / name
-        row = {"point": Path(name).stem, "state": "not started", "iteration": None, "iterations": None,
+        row = {"point": Path(name).stem, "state": "not started", "tickets_trained": None, "tickets": None,
                "sparsity": None, "test": None}
         if path.exists():
             try:
@@ -405,8 +406,8 @@ def status(directory) -> list[dict]:
                 row["state"] = f"unreadable: {err}"
                 rows.append(row)
                 continue
-            row["iterations"] = cfg["iterations"]
-            row["iteration"] = len(summary)
+            row["tickets"] = cfg["iterations"] + 1
+            row["tickets_trained"] = len(summary)
             if summary:
                 row["sparsity"], row["test"] = summary[-1]["sparsity"], summary[-1]["test"]
             if ck and ck["finished"]:
@@ -421,8 +422,7 @@ def render_status(rows: list[dict]) -> str:
     width = max(len(r["point"]) for r in rows)
     lines = []
     for r in rows:
-        done = (f"{r['iteration']}/{r['iterations'] + 1} tickets trained" if r["iterations"] is not None
-                else "")
+        done = f"{r['tickets_trained']}/{r['tickets']} tickets trained" if r["tickets"] is not None else ""
         last = (f"sparsity {r['sparsity']:.4f} test {r['test']:.4g}" if r["test"] is not None else "")
         lines.append(f"{r['point']:<{width}}  {r['state']:<40} {done:<24} {last}".rstrip())
     return "\n".join(lines)

@@ -206,8 +206,8 @@ def test_status_lists_points_not_started(tmp_path):
     sweep.write_manifest(points, tmp_path / "d", grid)
     assert sweep.run_point(points[0]) == "finished"
     rows = sweep.status(tmp_path / "d")
-    assert [(r["point"], r["state"], r["iteration"]) for r in rows] == [("seed=0", "done", 2),
-                                                                         ("seed=1", "not started", None)]
+    assert [(r["point"], r["state"], r["tickets_trained"], r["tickets"]) for r in rows] == [
+        ("seed=0", "done", 2, 2), ("seed=1", "not started", None, None)]  # the grid's iterations = 1: 2 tickets
     assert sweep.run_point(points[0]) == "skipped"
     assert json.loads(invoke("sweep", "status", tmp_path / "d", "--json").output)[0]["state"] == "done"
     assert invoke("sweep", "status", tmp_path / "nothing").exit_code == 2
