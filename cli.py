@@ -625,8 +625,8 @@ def sweep():
                    "stay. E.g. 0.01 makes the paper's 2000 generations per iteration 20.")
 @click.option("--only", multiple=True, metavar="AXIS=VALUE",
               help="Run only the points with this axis value (repeatable: one axis several times = any of those "
-                   "values, several axes = all of them), e.g. --only prune=snr --only seed=0 --only seed=1. The "
-                   "sweep's status still lists the whole grid.")
+                   "values, several axes = all of them), e.g. --only prune=snr --only seed=0 --only seed=1. Numbers "
+                   "match by value (sigma_init=.05 is 0.05). The sweep's status still lists the whole grid.")
 @click.option("--list", "list_only", is_flag=True, help="Validate the grid and list its points; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sweep_start(grid_file, preset, directory, jobs, scale, only, list_only, quiet):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import re
 import sys
@@ -134,8 +135,8 @@ def select(points: list[Point], only: list[tuple[str, str]]) -> list[Point]:
     """The points whose axis values match ``only``, pairs (axis, value) as ``--only AXIS=VALUE`` gives them:
     one axis named several times matches any of its values, different axes must all match. An axis is named
     by its key or by its short name in the file names (``sigma_init`` for ``strategy_options.sigma_init``);
-    a value is read as JSON where it is one (numbers compare by value: ``1`` is ``1.0``), else as text. Order
-    as in ``points``. Raises ConfigError for a name that is not an axis or a value the axis does not have."""
+    a value is read as JSON or as a number where it is one (numbers compare by value: ``1``, ``1.0`` and
+    ``01`` are one value), else as text. Order as in ``points``. Raises ConfigError for a name that is not an axis or a value the axis does not have."""
     if not only:
         return points
     axes = {key: [] for key in points[0].values} if points else {}
@@ -160,12 +161,17 @@ def select(points: list[Point], only: list[tuple[str, str]]) -> list[Point]:
 
 
 def _comparable(text: str):
-    """An axis value's text as --only compares it: numbers (not booleans) by value, anything else as JSON's
-    canonical text, or as given when it is not JSON."""
+    """An axis value's text as --only compares it: numbers (not booleans) by value, also in spellings JSON
+    refuses (``00``, ``.1``, ``1.``, ``+2``), anything else as JSON's canonical text, or as given when it is
+    neither JSON nor a number."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
-        return ("text", text)
+        try:  # a number as Python or TOML writes it; nan and inf stay text (no axis value equals nan)
+            number = float(text)
+        except ValueError:
+            return ("text", text)
+        return ("number", number) if math.isfinite(number) else ("text", text)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return ("number", float(value))
     return ("text", _text(value))

@@ -164,8 +164,11 @@ def test_only_runs_the_points_asked_for_and_the_status_keeps_the_whole_grid(tmp_
     assert [p.name for p in either] == ["seed=0__sigma_init=0.05", "seed=1__sigma_init=0.05"]
     by_value = sweep.select(points, [(" seed", "1.0"), ("sigma_init", "5e-2")])  # numbers compare by value
     assert [p.name for p in by_value] == ["seed=1__sigma_init=0.05"]
+    spelled = sweep.select(points, [("seed", "01"), ("sigma_init", ".05")])  # spellings JSON refuses, as numbers
+    assert [p.name for p in spelled] == ["seed=1__sigma_init=0.05"]
     for only, message in [("sigma=0.05", "sigma is not an axis of this grid (axes: seed, strategy_options.sigma_init)"),
                           ("seed=2", "axis seed has the values 0, 1 (one value per --only"),
+                          ("seed=nan", "axis seed has the values 0, 1"),
                           ("prune=snr,magnitude", "prune is not an axis"), ("seed", "--only takes AXIS=VALUE")]:
         refused = invoke("sweep", "start", grid, "--dir", out, "--only", only, "--quiet")
         assert refused.exit_code == 2 and message in refused.output, refused.output
