@@ -228,13 +228,15 @@ def label(config: dict, vary: set) -> str:
 
 
 def _transfer_label(config: dict) -> str:
-    """"snr tickets of snes → gd": what was transferred from where (the source file may be gone)."""
+    """"snr tickets of snes → gd": what was transferred from where (the source file may be gone); across tasks
+    both sides name theirs: "snr tickets of snes, fashion_mnist → snes, mnist"."""
     try:
         source = RunFile.open(config["tickets_from"]).config
     except UserError:
         return f"transfer → {trainer(config)}"
-    task = f", {source['task']}" if source["task"] != config["task"] else ""
-    return f"{source['prune']} tickets of {trainer(source)}{task} → {trainer(config)}"
+    if source["task"] != config["task"]:
+        return f"{source['prune']} tickets of {trainer(source)}, {source['task']} → {trainer(config)}, {config['task']}"
+    return f"{source['prune']} tickets of {trainer(source)} → {trainer(config)}"
 
 
 BANDS = {"se": "mean ± SE (std/√n)", "minmax": "mean, min–max"}

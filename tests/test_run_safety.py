@@ -161,7 +161,10 @@ def test_transfer_source_is_found_from_any_directory_and_when_both_files_move(tm
     assert result.exit_code == 0, result.output
     from esprune import report
 
-    assert report.label(RunFile.open(moved / "b" / "t.h5").config, set()) == "snr tickets of sep_cma_es → sep_cma_es"
+    transfer = RunFile.open(moved / "b" / "t.h5").config
+    assert report.label(transfer, set()) == "snr tickets of sep_cma_es → sep_cma_es"
+    across = report.label({**transfer, "task": "Acrobot-v1"}, set())  # a task transfer names both tasks
+    assert across == f"snr tickets of sep_cma_es, {transfer['task']} → sep_cma_es, Acrobot-v1"
 
 
 def test_gradient_descent_runs_refuse_evolution_strategy_flags_and_transfer_back_to_es(tmp_path):
