@@ -672,9 +672,11 @@ def sweep_start(grid_file, preset, directory, jobs, scale, only, list_only, quie
                        "resume)", err=True)
             sys.exit(130)
     failed = {name: why for name, why in outcomes.items() if why.startswith("error")}
-    counts = {what: sum(v == what for v in outcomes.values()) for what in ("finished", "resumed", "skipped")}
+    counts = {what: sum(v == what for v in outcomes.values()) for what in ("finished", "resumed", "skipped", "busy")}
+    elsewhere = (f", {counts['busy']} being run by another esprune process (`esprune sweep status {directory}` "
+                 "shows when they finish)") if counts["busy"] else ""
     click.echo(f"{directory}: {counts['finished']} run, {counts['resumed']} resumed, {counts['skipped']} already "
-               f"done, {len(failed)} failed")
+               f"done, {len(failed)} failed{elsewhere}")
     for name, why in failed.items():
         click.echo(f"  {name}: {why}", err=True)
     if failed:

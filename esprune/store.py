@@ -64,6 +64,10 @@ class RunFileError(UserError):
     """A run file that is missing, truncated, foreign, in use, unwritable or from an incompatible version."""
 
 
+class RunFileBusy(RunFileError):
+    """A run file that another esprune process is writing (it holds ``RUN.lock``)."""
+
+
 def spec_to_json(spec: ParamSpec) -> str:
     return json.dumps(spec.to_json())
 
@@ -124,7 +128,7 @@ class RunFile:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise RunFileError(f"{self.name} is being written by another esprune process; wait for it to "
+                raise RunFileBusy(f"{self.name} is being written by another esprune process; wait for it to "
                                    "finish (or stop it) first") from None
             if _same_file(fd, self.lock_path):
                 break

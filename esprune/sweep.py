@@ -308,7 +308,8 @@ def run(points: list[Point], jobs: int = 1, progress=None) -> dict:
     """Run every point, ``jobs`` at a time in separate processes (numba's threads split between them).
 
     ``progress(name, done, total)`` as in ``run_point``, in this process. Returns {name: outcome}: "finished",
-    "resumed", "skipped", or the error line of a point that failed (the other points still run).
+    "resumed", "skipped", "busy" (another process is running it), or the error line of a point that failed
+    (the other points still run).
     """
     if jobs < 1:
         raise ConfigError(f"jobs must be >= 1, got {jobs}")
@@ -318,10 +319,15 @@ def run(points: list[Point], jobs: int = 1, progress=None) -> dict:
 
 
 def attempt(point: Point, progress=None) -> str:
-    """``run_point``, with a user error (e.g. the run file locked by another process) or running out of memory
-    returned as its line ("error: ...") so that the other points still run."""
+    """``run_point``, with a user error or running out of memory returned as its line ("error: ...") so that
+    the other points still run, and "busy" for a point whose run file another esprune process is writing: two
+    ``sweep start`` of one grid (two machines on a shared disk) share its points instead of failing."""
+    from .store import RunFileBusy
+
     try:
         return run_point(point, progress)
+    except RunFileBusy:
+        return "busy"
     except UserError as err:
         return f"error: {err}"
     except (MemoryError, ValueError) as err:

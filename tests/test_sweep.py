@@ -286,3 +286,25 @@ def test_reproduce_status_lists_each_experiment_and_runs_nothing(tmp_path):
                                  env={**env, **extra}, capture_output=True, text=True, timeout=60)
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr  # a typo starts no stage
     assert sorted(p.name for p in d.iterdir()) == ["seed=0__prune=snr.h5"]
+
+
+def test_a_point_another_process_is_running_is_left_to_it_not_failed(tmp_path):
+    """Two `sweep start` of one grid (two machines on a shared disk) share its points: a point whose run file is
+    locked by another process is counted as running elsewhere, the others run, and the exit status is 0."""
+    from esprune.store import RunFile
+
+    grid = write_grid(tmp_path, 'seed = [0, 1]\n')
+    out = tmp_path / "d"
+    first = sweep.expand(sweep.load(grid), out)[0]
+    other = RunFile(first.path)  # another process's hold on point seed=0 (flock: another open file description)
+    other.lock()
+    try:
+        shared = invoke("sweep", "start", grid, "--dir", out, "--quiet")
+    finally:
+        other.unlock(remove=True)
+    assert shared.exit_code == 0, shared.output
+    assert ("1 run, 0 resumed, 0 already done, 0 failed, 1 being run by another esprune process" in shared.output
+            and "error" not in shared.output), shared.output
+    assert [r["state"] for r in sweep.status(out)] == ["not started", "done"]
+    assert "1 run, 0 resumed, 1 already done, 0 failed\n" in invoke("sweep", "start", grid, "--dir", out,
+                                                                    "--quiet").output
