@@ -41,7 +41,8 @@ demo: $(STAMP)
 	@echo "The figure: runs/demo.png (its table: runs/demo.csv, runs/demo.json; the runs: runs/demo/*.h5)"
 
 # docs/REPRODUCTION.md's experiments (hours on 2 cores; resumable: the same command continues) and their figures.
-# STAGES="pendulum fashion-mnist same-init gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe mnist pendulum-baselines"
+# STAGES="pendulum fashion-mnist same-init gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe mnist pendulum-baselines
+#         fashion-mnist-400"
 # (the MNIST family needs ESPRUNE_DATA), JOBS=2 runs at once; `make reproduce-status` says how far each has got.
 reproduce: $(STAMP)
 	scripts/reproduce.sh

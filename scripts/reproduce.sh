@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make reproduce [STAGES="pendulum fashion-mnist same-init gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe
-#                         mnist pendulum-baselines"] [JOBS=2]: the experiments of docs/REPRODUCTION.md at the
+#                         mnist pendulum-baselines fashion-mnist-400"] [JOBS=2]: the experiments of docs/REPRODUCTION.md at the
 # budgets stated there, then their figures and tables into docs/figures/.
 #
 # Resumable: every experiment is a sweep (finished points skipped, partial ones resumed from their last
@@ -12,7 +12,7 @@ set -euo pipefail
 ES=${ES:-.venv/bin/esprune}
 JOBS=${JOBS:-2}
 STAGE_NAMES="pendulum fashion-mnist same-init gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe mnist"
-STAGE_NAMES+=" pendulum-baselines"
+STAGE_NAMES+=" pendulum-baselines fashion-mnist-400"
 if [ -n "${STAGES+set}" ] && [ -z "${STAGES//[[:space:]]/}" ]; then  # set but empty: a mistake, not "all" (hours)
     echo "reproduce: STAGES is empty; name stages from: $STAGE_NAMES (or leave STAGES unset for all)" >&2; exit 2
 fi
@@ -81,6 +81,15 @@ fashion_mnist() {
     "$ES" report "$d" -o "$FIG/fashion-mnist-tickets.png" --at paper
     say "Fashion-MNIST: the SNR study of seed 0's snr run (finding 5)"
     "$ES" snr "$d/seed=0__prune=snr.h5" --out "$FIG/fashion-mnist-snr"
+}
+
+fashion_mnist_400() {
+    local d=sweeps/repro-fashion-mnist-400 short=sweeps/repro-fashion-mnist
+    say "Fashion-MNIST (SNES) at 400 generations: snr vs magnitude, 3 seeds (finding 1: does a longer budget part them?)"
+    "$ES" sweep start --preset repro-fashion-mnist-400 --jobs "$JOBS" --quiet
+    # beside the 100-generation snr and magnitude runs of the same seeds and inits
+    "$ES" report "$d" "$short"/seed={0,1,2}__prune={snr,magnitude}.h5 -o "$FIG/fashion-mnist-400-tickets.png" --at paper
+    "$ES" snr "$d/seed=0__prune=snr.h5" --out "$FIG/fashion-mnist-400-snr"
 }
 
 same_init_stage() {
@@ -222,6 +231,7 @@ for stage in $STAGES; do
         fashion-mnist) fashion_mnist ;;
         same-init) same_init_stage ;;
         pendulum-baselines) pendulum_baselines ;;
+        fashion-mnist-400) fashion_mnist_400 ;;
         gd-fashion-mnist) gd_fashion_mnist ;;
         fashion-mnist-to-gd) fashion_mnist_to_gd ;;
         fashion-mnist-pgpe) fashion_mnist_pgpe ;;
