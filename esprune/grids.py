@@ -56,9 +56,10 @@ REPRO = {
                     "(REPRODUCTION.md finding 3)",
                     {"preset": "mnist-snes", "base": _REPRO_MNIST_BUDGET,
                      "axes": {"seed": REPRO_SEEDS, "prune": ["snr", "random-reinit"]}}),
-    "repro-fashion-mnist-400": ("Fashion-MNIST (SNES) as repro-fashion-mnist with 4x its generations (400 per iteration, "
-                                "10% of the paper's), 3 seeds: SNR vs magnitude, the test of whether a longer budget, "
-                                "in which SNES's sigma spreads further per weight, parts them (REPRODUCTION.md finding 1)",
+    "repro-fashion-mnist-400": ("Fashion-MNIST (SNES) as repro-fashion-mnist with 4x its generations (400 per "
+                                "iteration, 10% of the paper's), 3 seeds: SNR vs magnitude, the test of whether a "
+                                "longer budget, in which SNES's sigma spreads further per weight, parts them "
+                                "(REPRODUCTION.md finding 1)",
                                 {"preset": "fashion-mnist",
                                  "base": {**_REPRO_MNIST_BUDGET, "generations": 400, "eval_every": 40,
                                           "checkpoint_every": 50},

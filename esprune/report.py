@@ -235,7 +235,8 @@ def _transfer_label(config: dict) -> str:
     except UserError:
         return f"transfer → {trainer(config)}"
     if source["task"] != config["task"]:
-        return f"{source['prune']} tickets of {trainer(source)}, {source['task']} → {trainer(config)}, {config['task']}"
+        return f"{source['prune']} tickets of {trainer(source)}, {source['task']} → {trainer(config)}, " \
+               f"{config['task']}"
     return f"{source['prune']} tickets of {trainer(source)} → {trainer(config)}"
 
 

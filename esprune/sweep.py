@@ -136,7 +136,8 @@ def select(points: list[Point], only: list[tuple[str, str]]) -> list[Point]:
     one axis named several times matches any of its values, different axes must all match. An axis is named
     by its key or by its short name in the file names (``sigma_init`` for ``strategy_options.sigma_init``);
     a value is read as JSON or as a number where it is one (numbers compare by value: ``1``, ``1.0`` and
-    ``01`` are one value), else as text. Order as in ``points``. Raises ConfigError for a name that is not an axis or a value the axis does not have."""
+    ``01`` are one value), else as text. Order as in ``points``. Raises ConfigError for a name that is not an
+    axis or a value the axis does not have."""
     if not only:
         return points
     axes = {key: [] for key in points[0].values} if points else {}

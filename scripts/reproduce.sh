@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make reproduce [STAGES="pendulum fashion-mnist same-init gd-fashion-mnist fashion-mnist-to-gd fashion-mnist-pgpe
-#                         mnist pendulum-baselines fashion-mnist-400"] [JOBS=2]: the experiments of docs/REPRODUCTION.md at the
-# budgets stated there, then their figures and tables into docs/figures/.
+#                         mnist pendulum-baselines fashion-mnist-400"] [JOBS=2]: the experiments of
+# docs/REPRODUCTION.md at the budgets stated there, then their figures and tables into docs/figures/.
 #
 # Resumable: every experiment is a sweep (finished points skipped, partial ones resumed from their last
 # checkpoint) or a run file that `esprune resume` continues, and `connect` and `flatness` keep each finished item
@@ -88,7 +88,8 @@ fashion_mnist_400() {
     say "Fashion-MNIST (SNES) at 400 generations: snr vs magnitude, 3 seeds (finding 1: does a longer budget part them?)"
     "$ES" sweep start --preset repro-fashion-mnist-400 --jobs "$JOBS" --quiet
     # beside the 100-generation snr and magnitude runs of the same seeds and inits
-    "$ES" report "$d" "$short"/seed={0,1,2}__prune={snr,magnitude}.h5 -o "$FIG/fashion-mnist-400-tickets.png" --at paper
+    "$ES" report "$d" "$short"/seed={0,1,2}__prune={snr,magnitude}.h5 -o "$FIG/fashion-mnist-400-tickets.png" \
+        --at paper
     "$ES" snr "$d/seed=0__prune=snr.h5" --out "$FIG/fashion-mnist-400-snr"
 }
 
