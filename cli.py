@@ -667,20 +667,47 @@ def sweep_start(grid_file, preset, directory, jobs, scale, only, list_only, quie
         click.echo(f"esprune sweep: {which} → {directory} ({jobs} at a time)", err=True)
         try:
             outcomes = _run_sweep(points, jobs, quiet)
+            outcomes.update(_wait_for_others([p for p in points if outcomes[p.name] == "busy"]))
         except KeyboardInterrupt:
             click.echo("\ninterrupted; continue with the same command (finished points are kept, partial ones "
                        "resume)", err=True)
             sys.exit(130)
     failed = {name: why for name, why in outcomes.items() if why.startswith("error")}
-    counts = {what: sum(v == what for v in outcomes.values()) for what in ("finished", "resumed", "skipped", "busy")}
-    elsewhere = (f", {counts['busy']} being run by another esprune process (`esprune sweep status {directory}` "
-                 "shows when they finish)") if counts["busy"] else ""
+    counts = {what: sum(v == what for v in outcomes.values())
+              for what in ("finished", "resumed", "skipped", "elsewhere", "busy")}
+    elsewhere = f", {counts['elsewhere']} done by another esprune process" if counts["elsewhere"] else ""
+    if counts["busy"]:  # under MPI only: the ranks do not wait for a process outside the job
+        elsewhere += (f", {counts['busy']} being run by another esprune process (`esprune sweep status "
+                      f"{directory}` shows when they finish)")
     click.echo(f"{directory}: {counts['finished']} run, {counts['resumed']} resumed, {counts['skipped']} already "
                f"done, {len(failed)} failed{elsewhere}")
     for name, why in failed.items():
         click.echo(f"  {name}: {why}", err=True)
     if failed:
         sys.exit(1)
+
+
+_POLL_S = 5.0  # how often a sweep looks again at the points another esprune process is running
+
+
+def _wait_for_others(points) -> dict:
+    """Outcomes of the points another esprune process was running when this sweep reached them, looked at every
+    _POLL_S seconds until each is done there ("elsewhere") or free again because that process stopped (then
+    it is resumed here): two sweep starts of one grid both end only when the whole grid is done."""
+    from esprune import sweep as _sweep
+
+    if points:
+        click.echo(f"waiting for {len(points)} point(s) another esprune process is running (continued here if it "
+                   "stops first; Ctrl-C leaves them to it)", err=True)
+    outcomes, left = {}, list(points)
+    while left:
+        time.sleep(_POLL_S)
+        for point in list(left):
+            outcome = _sweep.attempt(point)
+            if outcome != "busy":
+                outcomes[point.name] = "elsewhere" if outcome == "skipped" else outcome
+                left.remove(point)
+    return outcomes
 
 
 def _echo_point(name, outcome):

@@ -134,48 +134,48 @@ def prepare_tasks(points: list[Point]) -> None:
 def select(points: list[Point], only: list[tuple[str, str]]) -> list[Point]:
     """The points whose axis values match ``only``, pairs (axis, value) as ``--only AXIS=VALUE`` gives them:
     one axis named several times matches any of its values, different axes must all match. An axis is named
-    by its key or by its short name in the file names (``sigma_init`` for ``strategy_options.sigma_init``);
-    a value is read as JSON or as a number where it is one (numbers compare by value: ``1``, ``1.0`` and
-    ``01`` are one value), else as text. Order as in ``points``. Raises ConfigError for a name that is not an
-    axis or a value the axis does not have."""
+    by its key or by its short name in the file names (``sigma_init`` for ``strategy_options.sigma_init``).
+    A number axis value matches any spelling of the same number (``1``, ``1.0``, ``01``, ``.05`` for 0.05);
+    a text value matches itself, bare or JSON-quoted; other values (true, lists) match their JSON text. Order
+    as in ``points``. Raises ConfigError for a name that is not an axis or a value the axis does not have."""
     if not only:
         return points
     axes = {key: [] for key in points[0].values} if points else {}
     for p in points:
         for key, value in p.values.items():
-            if _text(value) not in axes[key]:
-                axes[key].append(_text(value))
+            if value not in axes[key]:
+                axes[key].append(value)
     short = _short_names(list(axes))
-    wanted: dict[str, set] = {}
-    for name, value in only:
+    wanted: dict[str, list] = {}
+    for name, given in only:
         name = name.strip()
         key = name if name in axes else next((k for k, s in short.items() if s == name), None)
         if key is None:
-            raise ConfigError(f"--only {name}={value}: {name} is not an axis of this grid (axes: "
+            raise ConfigError(f"--only {name}={given}: {name} is not an axis of this grid (axes: "
                               f"{', '.join(axes)})")
-        given = _comparable(value.strip())
-        if given not in {_comparable(text) for text in axes[key]}:
-            raise ConfigError(f"--only {name}={value}: axis {key} has the values "
-                              f"{', '.join(axes[key])} (one value per --only; repeat it for several)")
-        wanted.setdefault(key, set()).add(given)
-    return [p for p in points if all(_comparable(_text(p.values[key])) in values for key, values in wanted.items())]
+        chosen = [value for value in axes[key] if _matches(given.strip(), value)]
+        if not chosen:
+            raise ConfigError(f"--only {name}={given}: axis {key} has the values "
+                              f"{', '.join(_text(v) for v in axes[key])} (one value per --only; repeat it for "
+                              "several)")
+        wanted.setdefault(key, []).extend(chosen)
+    return [p for p in points if all(p.values[key] in values for key, values in wanted.items())]
 
 
-def _comparable(text: str):
-    """An axis value's text as --only compares it: numbers (not booleans) by value, also in spellings JSON
-    refuses (``00``, ``.1``, ``1.``, ``+2``), anything else as JSON's canonical text, or as given when it is
-    neither JSON nor a number."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        try:  # a number as Python or TOML writes it; nan and inf stay text (no axis value equals nan)
-            number = float(text)
-        except ValueError:
-            return ("text", text)
-        return ("number", number) if math.isfinite(number) else ("text", text)
+# a number as JSON, Python or TOML may write it, in ASCII digits only (float() also takes other scripts' digits)
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
+def _matches(given: str, value) -> bool:
+    """Whether ``--only``'s text ``given`` names the axis value ``value`` (see ``select``)."""
+    if isinstance(value, str):
+        return given == value or given == json.dumps(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return ("number", float(value))
-    return ("text", _text(value))
+        return bool(_NUMBER.fullmatch(given)) and float(given) == value
+    try:
+        return json.loads(given) == value and type(json.loads(given)) is type(value)
+    except json.JSONDecodeError:
+        return False
 
 
 def scaled(cfg: dict, scale: float) -> dict:
@@ -265,29 +265,39 @@ def write_manifest(points: list[Point], directory, grid: dict) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     manifest = {"grid": grid, "points": [{"name": p.name, "values": p.values, "file": p.path.name} for p in points]}
-    tmp = directory / (MANIFEST + ".tmp")
+    tmp = directory / f"{MANIFEST}.{os.getpid()}.tmp"  # one per process: two sweep starts of a grid may race here
     tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     os.replace(tmp, directory / MANIFEST)
 
 
 def run_point(point: Point, progress=None) -> str:
-    """Run, resume or skip one point; returns "finished", "skipped" (already done) or "resumed".
+    """Run, resume or skip one point; returns "finished", "skipped" (already done) or "resumed". Raises
+    RunFileBusy while another esprune process runs the point (it holds the run file's lock); the check and the
+    lock are taken so that two sweeps of one grid racing for a point never both run it nor fail on it.
 
     ``progress(name, done, total)``: generations (GD: steps) done of the point's total, after each one. The run's
     warnings (a disconnected ticket) go to stderr as lines "NAME: warning: ...", from worker processes too."""
     from .imp import Experiment
+    from .store import RunFileError
 
-    if point.path.exists():
+    exp, how = None, "finished"
+    if not point.path.exists():
+        try:
+            exp = Experiment.start(point.config, point.path)  # holds the lock from here
+        except RunFileError:
+            if not point.path.exists():  # a real error, or another process holds the lock of a file not yet written
+                raise
+            # another process wrote the file between the check and the start: as for a file that was there
+    if exp is None:
         exp, how = Experiment.resume(point.path), "resumed"
+    try:
+        exp.run.lock()  # RunFileBusy while another process runs it; whether it is finished is read under the lock
+        total = (exp.K + 1) * exp.G
         if exp.finished:
-            total = (exp.K + 1) * exp.G
+            exp.run.unlock(remove=True)
             if progress:
                 progress(point.name, total, total)
             return "skipped"
-    else:
-        exp, how = Experiment.start(point.config, point.path), "finished"
-    total = (exp.K + 1) * exp.G
-    try:
         if progress:
             def step(k, g, best, sparsity):
                 progress(point.name, k * exp.G + g, total)

@@ -223,7 +223,7 @@ mnist() {
 for stage in $STAGES; do  # every name checked before hours of work start
     case " $STAGE_NAMES " in
         *" $stage "*) ;;
-        *) echo "reproduce: unknown stage $stage (stages: $STAGE_NAMES)" >&2; exit 2 ;;
+        *) echo "reproduce: unknown stage $stage (stages, separated by spaces: $STAGE_NAMES)" >&2; exit 2 ;;
     esac
 done
 for stage in $STAGES; do

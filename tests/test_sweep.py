@@ -166,9 +166,15 @@ def test_only_runs_the_points_asked_for_and_the_status_keeps_the_whole_grid(tmp_
     assert [p.name for p in by_value] == ["seed=1__sigma_init=0.05"]
     spelled = sweep.select(points, [("seed", "01"), ("sigma_init", ".05")])  # spellings JSON refuses, as numbers
     assert [p.name for p in spelled] == ["seed=1__sigma_init=0.05"]
+    # text values compare as text, bare or quoted ("01" is not "1"); true is not 1
+    assert [sweep._matches(given, value) for given, value in [("snr", "snr"), ('"snr"', "snr"), ("01", "1"),
+                                                              ("1", "1"), ("1", True), ("true", True)]] == [
+        True, True, False, True, False, True]
     for only, message in [("sigma=0.05", "sigma is not an axis of this grid (axes: seed, strategy_options.sigma_init)"),
                           ("seed=2", "axis seed has the values 0, 1 (one value per --only"),
                           ("seed=nan", "axis seed has the values 0, 1"),
+                          ("seed=\uff11", "axis seed has the values 0, 1"),  # a fullwidth 1: float() takes it
+                          ("seed=true", "axis seed has the values 0, 1"),
                           ("prune=snr,magnitude", "prune is not an axis"), ("seed", "--only takes AXIS=VALUE")]:
         refused = invoke("sweep", "start", grid, "--dir", out, "--only", only, "--quiet")
         assert refused.exit_code == 2 and message in refused.output, refused.output
@@ -288,23 +294,57 @@ def test_reproduce_status_lists_each_experiment_and_runs_nothing(tmp_path):
     assert sorted(p.name for p in d.iterdir()) == ["seed=0__prune=snr.h5"]
 
 
-def test_a_point_another_process_is_running_is_left_to_it_not_failed(tmp_path):
-    """Two `sweep start` of one grid (two machines on a shared disk) share its points: a point whose run file is
-    locked by another process is counted as running elsewhere, the others run, and the exit status is 0."""
+def test_points_another_process_runs_are_waited_for_and_continued_here_if_it_stops(tmp_path, monkeypatch):
+    """Two `sweep start` of one grid (two shells, or machines on a shared disk) share its points: a point whose
+    run file another process holds is neither failed nor run twice; the sweep waits for it, counts it as done
+    there when that process finishes it, and runs or resumes it itself when that process stops first."""
+    import threading
+
+    import cli as cli_module
     from esprune.store import RunFile
 
-    grid = write_grid(tmp_path, 'seed = [0, 1]\n')
+    monkeypatch.setattr(cli_module, "_POLL_S", 0.2)
+    grid = write_grid(tmp_path, 'seed = [0, 1, 2]\n')
     out = tmp_path / "d"
-    first = sweep.expand(sweep.load(grid), out)[0]
-    other = RunFile(first.path)  # another process's hold on point seed=0 (flock: another open file description)
-    other.lock()
+    done_there, stopped_there, free = sweep.expand(sweep.load(grid), out)
+    Experiment.start(done_there.config, done_there.path).execute()  # finished by "the other process"
+    holds = [RunFile(done_there.path), RunFile(stopped_there.path)]  # its locks (flock: other file descriptions)
+    for hold in holds:
+        hold.lock()
+    timers = [threading.Timer(0.5, holds[0].unlock, kwargs={"remove": True}),
+              threading.Timer(1.0, holds[1].unlock, kwargs={"remove": True})]  # stopped before writing its point
+    for t in timers:
+        t.start()
     try:
         shared = invoke("sweep", "start", grid, "--dir", out, "--quiet")
     finally:
-        other.unlock(remove=True)
+        for t in timers:
+            t.join()
     assert shared.exit_code == 0, shared.output
-    assert ("1 run, 0 resumed, 0 already done, 0 failed, 1 being run by another esprune process" in shared.output
-            and "error" not in shared.output), shared.output
-    assert [r["state"] for r in sweep.status(out)] == ["not started", "done"]
-    assert "1 run, 0 resumed, 1 already done, 0 failed\n" in invoke("sweep", "start", grid, "--dir", out,
-                                                                    "--quiet").output
+    assert "waiting for 2 point(s) another esprune process is running" in shared.output
+    assert "2 run, 0 resumed, 0 already done, 0 failed, 1 done by another esprune process" in shared.output
+    assert "error" not in shared.output
+    assert [r["state"] for r in sweep.status(out)] == ["done"] * 3
+    alone = tmp_path / "alone.h5"
+    Experiment.start(stopped_there.config, alone).execute()
+    assert_same_run(stopped_there.path, alone)
+    assert not list(out.glob("*.lock")) and not list(out.glob("*.tmp"))
+
+
+def test_a_point_created_by_another_sweep_between_the_check_and_the_start_is_not_a_failure(tmp_path, monkeypatch):
+    """The race of two sweeps on a new point: the file appears after this sweep saw none. It is then treated as
+    a file that was there (here: finished, so skipped), not as "already exists; pass --overwrite"."""
+    point = sweep.expand(sweep.load(write_grid(tmp_path, 'seed = [0]\n')), tmp_path / "d")[0]
+    Experiment.start(point.config, point.path).execute()
+    real_exists = Path.exists
+    first = []
+
+    def exists(path):  # the first look at the point's file happens before the other sweep wrote it
+        if path == point.path and not first:
+            first.append(True)
+            return False
+        return real_exists(path)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    assert sweep.run_point(point) == "skipped"
+    assert first
