@@ -231,7 +231,7 @@ class RunFile:
                          best: dict, task_state: dict | None = None) -> None:
         """The live state inside iteration ``k`` after ``generation`` generations (the side file); ``task_state``:
         named arrays of a task's own state (observation statistics), read back by ``checkpoint()`` by name."""
-        run_id = self._run_id()
+        run_id = self.run_id
 
         def write(f):
             f.attrs.update(run_id=run_id, iteration=k, generation=generation, seconds=seconds, finished=False,
@@ -310,14 +310,11 @@ class RunFile:
     def spec(self) -> ParamSpec:
         return self._read(lambda f: spec_from_json(f.attrs["param_spec"]))
 
-    def _run_id(self) -> str:
-        return self._read(lambda f: str(f.attrs.get("run_id", f.attrs.get("created", ""))))
-
     @property
     def run_id(self) -> str:
         """This run's identity: a new one for every new run at a path (``--overwrite`` too); older files: their
         creation time."""
-        return self._run_id()
+        return self._read(lambda f: str(f.attrs.get("run_id", f.attrs.get("created", ""))))
 
     def summary(self) -> list[dict]:
         """The finished iterations, one dict per row with the keys of ``SUMMARY_FIELDS`` and of

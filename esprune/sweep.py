@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 import re
 import sys
@@ -173,9 +172,10 @@ def _matches(given: str, value) -> bool:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return bool(_NUMBER.fullmatch(given)) and float(given) == value
     try:
-        return json.loads(given) == value and type(json.loads(given)) is type(value)
+        parsed = json.loads(given)
     except json.JSONDecodeError:
         return False
+    return type(parsed) is type(value) and parsed == value
 
 
 def scaled(cfg: dict, scale: float) -> dict:

@@ -6,8 +6,8 @@
 # Resumable: every experiment is a sweep (finished points skipped, partial ones resumed from their last
 # checkpoint) or a run file that `esprune resume` continues, and `connect` and `flatness` keep each finished item
 # (PREFIX.partial.json), so the same command picks up where an interrupted one stopped. The figures and tables
-# are redrawn from whatever has finished (a stage's report shows how many seeds each curve has). Not part of `make test`. `scripts/reproduce.sh --status` (make reproduce-status) says how
-# far each experiment has got.
+# are redrawn from whatever has finished (a stage's report shows how many seeds each curve has). Not part of
+# `make test`. `scripts/reproduce.sh --status` (make reproduce-status) says how far each experiment has got.
 set -euo pipefail
 ES=${ES:-.venv/bin/esprune}
 JOBS=${JOBS:-2}
