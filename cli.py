@@ -633,6 +633,10 @@ def sweep_start(grid_file, preset, directory, jobs, scale, only, list_only, quie
     """Run every point of a grid (or those --only picks): finished points are skipped, partial ones resumed, so
     the same command continues a killed sweep. Every point's config is checked before any run starts.
 
+    The same command run twice at once (two shells, or machines on a shared disk) shares the points: a point
+    the other process is running is left to it and waited for (counted "done by another esprune process"), or
+    continued here if that process stops first.
+
     Under MPI (`mpiexec -n R esprune sweep ...`) rank 0 hands the points out one at a time to ranks 1..R-1
     (a queue, so slow points do not stall the rest); --jobs is then ignored.
     """
